@@ -1,0 +1,7 @@
+import os
+
+# Notebooks run in parallel workers on small machines: one OpenMP thread each is much faster than oversubscription.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+for _b in ("JAX", "TENSORFLOW", "CUPY"):
+    os.environ.setdefault(f"POT_BACKEND_DISABLE_{_b}", "1")
