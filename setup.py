@@ -30,7 +30,6 @@ setuptools.setup(
     classifiers=[
         "Development Status :: " + statuses[int(cfg["status"])],
         "Intended Audience :: Science/Research",
-        "License :: " + lic[1],
         "Natural Language :: English",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ] + [f"Programming Language :: Python :: {v}" for v in py_versions[py_versions.index(min_python):]],

@@ -1,0 +1,170 @@
+#!/usr/bin/env python
+"""Benchmarks of wkd against the released per-sample formulation, in one process, with ratios.
+
+    python tools/benchmark.py transport            # WKD-L transport: shared kernel vs per-sample, fwd+bwd
+    python tools/benchmark.py transport --sizes 64x100 256x1000
+
+Times are medians over repeats (CUDA events on GPU, perf_counter on CPU); memory is the peak above what was allocated
+before the step (CUDA: max_memory_allocated; CPU: peak resident set size, read from /proc after resetting it).
+Needs only torch (it runs where POT and papermill are absent).
+"""
+import argparse
+import gc
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+
+from wkd.sinkhorn import drop_class, gibbs_kernel, per_sample_cost, sinkhorn, sinkhorn_per_sample
+
+
+# ---------------------------------------------------------------------------------------------- measurement helpers
+def _rss_kb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+    return 0
+
+
+def measure(fn, device, repeats):
+    "Median seconds of `fn()` over `repeats` runs after one warm-up, and peak bytes above the baseline."
+    fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record(); fn(); end.record(); torch.cuda.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)
+        else:
+            t0 = time.perf_counter(); fn(); times.append(time.perf_counter() - t0)
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(); torch.cuda.empty_cache()
+        base = torch.cuda.memory_allocated(); torch.cuda.reset_peak_memory_stats()
+        fn(); torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # reset the peak RSS (VmHWM)
+            base = _rss_kb("VmRSS"); fn(); peak = (_rss_kb("VmHWM") - base) * 1024
+        except OSError:
+            peak = float("nan")
+    return statistics.median(times), peak
+
+
+def fmt_bytes(b):
+    if b != b: return "n/a"
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(b) < 1024 or unit == "GB": return f"{b:.1f} {unit}" if unit != "B" else f"{b:.0f} B"
+        b /= 1024
+
+
+def random_cost(C, gen, device):
+    "A symmetric cost in the range of the official CIFAR matrices after sharpening, zero diagonal, ReLU + 1e-8."
+    D = torch.rand(C, C, generator=gen) * 0.2 + 0.4
+    D = (D + D.T) / 2
+    D.fill_diagonal_(0)
+    return (D.clamp_min(0) + 1e-8).to(device)
+
+
+# ------------------------------------------------------------------------------------------------------- transport
+def bench_transport(args, device):
+    print(f"WKD-L transport, forward+backward, fp32, reg=0.05, 10 iterations, target masked; device: {device_name(device)}")
+    print(f"{'N x C':>11} | {'shared kernel':>22} | {'per-sample (released)':>24} | {'speed-up':>8} | {'memory':>8} "
+          f"| {'max |Δvalue|':>12} | {'max |Δgrad|':>11}")
+    gen = torch.Generator().manual_seed(0)
+    avail = _available_bytes(device)
+    for size in args.sizes:
+        N, C = (int(x) for x in size.lower().split("x"))
+        zs = (torch.randn(N, C, generator=gen) * 3).to(device)
+        zt = (torch.randn(N, C, generator=gen) * 3).to(device)
+        target = torch.randint(0, C, (N,), generator=gen).to(device)
+        cost = random_cost(C, gen, device)
+        kern = gibbs_kernel(cost, 0.05)  # built once, as the distiller does
+        tau = 4.0
+
+        def ours(z):
+            a = z.scatter(1, target[:, None], -math.inf).div(tau).softmax(-1)
+            b = zt.scatter(1, target[:, None], -math.inf).div(tau).softmax(-1)
+            return sinkhorn(a, b, kern, check=False).value
+
+        def released(z):
+            a = drop_class(z, target).div(tau).softmax(-1)
+            b = drop_class(zt, target).div(tau).softmax(-1)
+            M = per_sample_cost(cost, target).clamp_min(0) + 1e-8  # rebuilt every step, as released
+            return sinkhorn_per_sample(a, b, M)
+
+        def step(fn):
+            z = zs.clone().requires_grad_()
+            fn(z).mean().backward()
+            return z
+
+        t_ours, m_ours = measure(lambda: step(ours), device, args.repeats)
+        need = 9 * N * C * C * 4  # ~ the released step's transient N×C×C tensors (cost, mask, K, plan, ...)
+        if need > 0.6 * avail:
+            print(f"{size:>11} | {t_ours*1e3:9.2f} ms {fmt_bytes(m_ours):>9} | {'skipped (needs ~' + fmt_bytes(need) + ')':>24} |")
+            continue
+        reps = max(1, args.repeats if N * C * C < 5e7 else args.repeats // 3)
+        t_ref, m_ref = measure(lambda: step(released), device, reps)
+        z1, z2 = zs.clone().requires_grad_(), zs.clone().requires_grad_()
+        v1, v2 = ours(z1), released(z2)
+        v1.mean().backward(); v2.mean().backward()
+        dv, dg = float((v1 - v2).detach().abs().max()), float((z1.grad - z2.grad).abs().max())
+        print(f"{size:>11} | {t_ours*1e3:9.2f} ms {fmt_bytes(m_ours):>9} | {t_ref*1e3:10.2f} ms {fmt_bytes(m_ref):>10} "
+              f"| {t_ref/t_ours:7.1f}x | {_ratio(m_ref, m_ours):>8} | {dv:12.2e} | {dg:11.2e}")
+        del kern, cost
+        gc.collect()
+
+
+def _ratio(ref, ours):
+    return "n/a" if not ours > 0 else f"{ref / ours:.0f}x"
+
+
+def _available_bytes(device):
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info()
+        return free
+    return _meminfo("MemAvailable")
+
+
+def _meminfo(field):
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1]) * 1024
+    return 8 << 30
+
+
+def device_name(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def main(argv=None):
+    if os.environ.get("MALLOC_MMAP_THRESHOLD_") is None and sys.platform.startswith("linux"):
+        # Large CPU tensors get their own mappings and return them on free, so the peak RSS measures the step.
+        os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"
+        os.execv(sys.executable, [sys.executable] + sys.argv)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=["transport"], help="which benchmark")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--sizes", nargs="+", default=["64x100", "64x1000", "256x1000", "512x1000", "256x10000"])
+    p.add_argument("--repeats", type=int, default=10)
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    print(f"torch {torch.__version__}")
+    {"transport": bench_transport}[args.what](args, device)
+
+
+if __name__ == "__main__":
+    main()
