@@ -3,6 +3,8 @@
 
     python tools/benchmark.py transport            # WKD-L transport: shared kernel vs per-sample, fwd+bwd
     python tools/benchmark.py transport --sizes 64x100 256x1000
+    python tools/benchmark.py distill              # Distiller step: WKD-L (and WKD-L+F) vs KD, CIFAR and ImageNet shapes
+    python tools/benchmark.py distill --settings cifar100_r32x4_r8x4 --batch 64
 
 Times are medians over repeats (CUDA events on GPU, perf_counter on CPU); memory is the peak above what was allocated
 before the step (CUDA: max_memory_allocated; CPU: peak resident set size, read from /proc after resetting it).
@@ -124,6 +126,51 @@ def bench_transport(args, device):
         gc.collect()
 
 
+# --------------------------------------------------------------------------------------------------------- distill
+def bench_distill(args, device):
+    from wkd.config import get_config
+    from wkd.distill import Distiller
+    from wkd.models import get_model
+
+    amp = device.type == "cuda"
+    print(f"Distiller step (forward + backward + SGD step{', AMP fp16' if amp else ', fp32'}); device: {device_name(device)}")
+    print(f"{'setting':>22} {'N':>4} | {'method':>7} | {'step':>10} | {'peak memory':>11} | {'vs KD':>6}")
+    gen = torch.Generator().manual_seed(0)
+    for setting in args.settings:
+        batch = args.batch or (64 if setting.startswith("cifar") else 256)
+        base = None
+        for method in ("kd", "wkd_l", "wkd_lf"):
+            cfg = get_config(method, setting=setting)
+            student = get_model(cfg.student, cfg.num_classes, cfg.model_zoo)
+            teacher = get_model(cfg.teacher, cfg.num_classes, cfg.model_zoo)
+            C = cfg.num_classes
+            D = torch.rand(C, C, generator=gen) * 0.4 + 0.5
+            D = (D + D.T) / 2
+            D.fill_diagonal_(0)
+            d = Distiller.from_config(cfg, student, teacher, cost=D).to(device).train()
+            if args.channels_last:
+                d = d.to(memory_format=torch.channels_last)
+            opt = torch.optim.SGD(d.learnable_parameters(), lr=0.01, momentum=0.9, nesterov=True)
+            scaler = torch.amp.GradScaler(enabled=amp)
+            size = student.image_size
+            x = torch.randn(batch, 3, size, size, generator=gen).to(device)
+            y = torch.randint(0, C, (batch,), generator=gen).to(device)
+
+            def step():
+                with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                    _, losses = d(x, y)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(sum(losses.values())).backward()
+                scaler.step(opt)
+                scaler.update()
+
+            t, m = measure(step, device, args.repeats)
+            base = t if method == "kd" else base
+            print(f"{setting:>22} {batch:>4} | {method:>7} | {t*1e3:7.1f} ms | {fmt_bytes(m):>11} | {t/base:5.2f}x")
+            del d, opt, student, teacher
+            gc.collect()
+
+
 def _ratio(ref, ours):
     return "n/a" if not ours > 0 else f"{ref / ours:.0f}x"
 
@@ -155,15 +202,19 @@ def main(argv=None):
         os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"
         os.execv(sys.executable, [sys.executable] + sys.argv)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["transport"], help="which benchmark")
+    p.add_argument("what", choices=["transport", "distill"], help="which benchmark")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--sizes", nargs="+", default=["64x100", "64x1000", "256x1000", "512x1000", "256x10000"])
     p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--settings", nargs="+", default=["cifar100_r32x4_r8x4", "imagenet_r34_r18"],
+                   help="distill: wkd.config settings to time")
+    p.add_argument("--batch", type=int, default=None, help="distill: batch size (default 64 CIFAR, 256 ImageNet)")
+    p.add_argument("--channels-last", action="store_true", help="distill: channels_last memory format")
     args = p.parse_args(argv)
     device = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = False
     print(f"torch {torch.__version__}")
-    {"transport": bench_transport}[args.what](args, device)
+    {"transport": bench_transport, "distill": bench_distill}[args.what](args, device)
 
 
 if __name__ == "__main__":
