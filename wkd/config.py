@@ -150,7 +150,7 @@ _IMAGENET_TEACHER = dict(epochs=90, lr_milestones=(30, 60), nesterov=False)
 
 SETTINGS = {  # setting → fields shared by its recipes
     "fmnist": dict(dataset="fashion_mnist", model_zoo="cifar100", num_classes=10, teacher="resnet20",
-                   student="resnet8", epochs=10, batch_size=128, lr=0.1, lr_milestones=(6, 8, 9), weight_decay=5e-4,
+                   student="resnet8", epochs=10, batch_size=64, lr=0.05, lr_milestones=(6, 8, 9), weight_decay=5e-4,
                    decay_start=6, test_batch_size=256, num_workers=0, amp=False, projector="conv1x1", grid=1,
                    cost_matrix="cost_matrices/fashion_mnist/resnet20/linear_cka.pt", cost_source="feats[-1]"),
     "cifar100_r32x4_r8x4": dict(_CIFAR, teacher="resnet32x4", student="resnet8x4", lr=0.05,
@@ -167,11 +167,11 @@ SETTINGS = {  # setting → fields shared by its recipes
 
 _RECIPES = {  # setting → recipe → fields; the WKD rows are the released YAMLs (spec §3.4, §4.2, §4.3)
     "fmnist": dict(
-        teacher=dict(student="resnet20", epochs=15, lr_milestones=(9, 11, 13)),
+        teacher=dict(student="resnet20"),
         kd=_CIFAR_KD,
         wkd_l=dict(seed=42, temperature=4, kappa=1, logit_weight=100),
-        wkd_f=dict(seed=10, feat_weight=0.3, mean_cov_ratio=4),
-        wkd_lf=dict(seed=10, temperature=4, kappa=1, logit_weight=30, feat_weight=0.3, mean_cov_ratio=8)),
+        wkd_f=dict(seed=10, feat_weight=0.03, mean_cov_ratio=4),
+        wkd_lf=dict(seed=10, temperature=4, kappa=1, logit_weight=30, feat_weight=0.03, mean_cov_ratio=8)),
     "cifar100_r32x4_r8x4": dict(
         teacher=dict(_CIFAR_TEACHER, student="resnet32x4"),
         kd=_CIFAR_KD,
