@@ -211,7 +211,8 @@ def validate_cost(
     return dist
 
 # %% ../nbs/02_cost.ipynb #6d7bab54
-COST_DIR = Path(list(wkd.__path__)[0]).resolve().parent / "cost_matrices"  # project root's cost_matrices/
+from .config import PROJECT_ROOT
+COST_DIR = PROJECT_ROOT / "cost_matrices"  # project root's cost_matrices/
 COST_FORMAT = "wkd-cost-matrix/1"
 _RESERVED = ("format", "dist", "dataset", "teacher", "feature_source", "method", "kappa", "class_names", "path")
 

@@ -24,14 +24,14 @@ from torchvision import transforms as T
 import wkd
 
 # %% auto #0
-__all__ = ['PROJECT_ROOT', 'DATA_DIR', 'EMBEDDED_FILE', 'FASHION_MNIST_DEBIAN', 'FASHION_MNIST_CLASSES', 'CIFAR100_MEAN',
-           'CIFAR100_STD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DATASETS', 'DatasetInfo', 'read_idx', 'stratified_indices',
-           'save_npz', 'load_fashion_mnist_idx', 'make_embedded_subset', 'crop_flip', 'random_crop_flip', 'pixel_stats',
+__all__ = ['DATA_DIR', 'EMBEDDED_FILE', 'FASHION_MNIST_DEBIAN', 'FASHION_MNIST_CLASSES', 'CIFAR100_MEAN', 'CIFAR100_STD',
+           'IMAGENET_MEAN', 'IMAGENET_STD', 'DATASETS', 'DatasetInfo', 'read_idx', 'stratified_indices', 'save_npz',
+           'load_fashion_mnist_idx', 'make_embedded_subset', 'crop_flip', 'random_crop_flip', 'pixel_stats',
            'ImageBatch', 'collate', 'TensorImageDataset', 'fashion_mnist', 'cifar100_transforms', 'cifar100',
            'imagenet_transforms', 'imagenet', 'image_folder', 'get_datasets', 'seed_worker', 'make_loaders']
 
 # %% ../nbs/06_data.ipynb #d0efbddb
-PROJECT_ROOT = Path(list(wkd.__path__)[0]).resolve().parent  # the repository: wkd/ and data/ live side by side
+from .config import PROJECT_ROOT  # the repository: wkd/ and data/ live side by side
 DATA_DIR = PROJECT_ROOT / "data"
 EMBEDDED_FILE = DATA_DIR / "fashion_mnist_subset.npz"
 FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")  # `apt-get install dataset-fashion-mnist`
