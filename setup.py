@@ -15,6 +15,8 @@ lic = licenses[cfg["license"]]
 min_python = cfg["min_python"]
 requirements = cfg.get("requirements", "").split()
 dev_requirements = cfg.get("dev_requirements", "").split()
+# optional extras: settings.ini key `<name>_requirements` -> `pip install "wkd[<name>]"`
+extras = {"timm": cfg.get("timm_requirements", "").split(), "dev": dev_requirements}
 
 setuptools.setup(
     name=cfg["lib_name"],
@@ -36,7 +38,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["wkd", "wkd.*"]),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={"dev": dev_requirements},
+    extras_require=extras,
     python_requires=">=" + min_python,
     zip_safe=False,
     entry_points={"nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
