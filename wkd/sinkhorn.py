@@ -12,6 +12,8 @@ from typing import NamedTuple, Optional
 import torch
 from torch import Tensor
 
+from .checks import check_int
+
 # %% auto #0
 __all__ = ['GibbsKernel', 'gibbs_kernel', 'SinkhornResult', 'sinkhorn', 'drop_class', 'per_sample_cost', 'sinkhorn_per_sample']
 
@@ -19,14 +21,14 @@ __all__ = ['GibbsKernel', 'gibbs_kernel', 'SinkhornResult', 'sinkhorn', 'drop_cl
 class GibbsKernel(NamedTuple):
     "The Gibbs kernel of a cost, built once and shared by every Sinkhorn call on that cost."
     cost: Tensor      # (C, C) the transport cost M
-    reg: float        # entropic regularisation ε
-    K: Tensor         # (C, C) exp(-M/ε)
+    reg: float        # entropic regularisation η
+    K: Tensor         # (C, C) exp(-M/η)
     KT: Tensor        # (C, C) Kᵀ, contiguous
     KM: Tensor        # (C, C) K ∘ M, for the value ⟨P, M⟩
     n_underflow: int  # entries of K that are exactly 0 although M is finite (-1: not checked)
 
 def _check_reg(reg):
-    if not isinstance(reg, (int, float)) or not math.isfinite(reg) or reg <= 0:
+    if isinstance(reg, bool) or not isinstance(reg, (int, float)) or not math.isfinite(reg) or reg <= 0:
         raise ValueError(f"reg must be a positive finite number, got {reg!r}")
 
 def _check_cost(cost):
@@ -35,12 +37,33 @@ def _check_cost(cost):
         raise ValueError(f"cost must be a square (C, C) matrix, got shape {tuple(cost.shape)}")
     if not torch.isfinite(cost).all(): raise ValueError("cost has NaN or infinite entries: fix the cost matrix")
 
-def gibbs_kernel(
-    cost: Tensor,        # (C, C) transport cost
-    reg: float = 0.05,   # entropic regularisation ε (> 0)
-    check: bool = True,  # validate the cost and count underflowing kernel entries (synchronises once)
-) -> GibbsKernel:
-    "Build `exp(-cost/reg)` and what `sinkhorn` needs from it, once per cost."
+def gibbs_kernel(cost: Tensor, reg: float = 0.05, check: bool = True) -> GibbsKernel:
+    """The Gibbs kernel K = exp(-cost / reg) of a transport cost, and what `sinkhorn` needs from it, built once.
+
+    K_ij = exp(-M_ij / reg) is the kernel of the entropic transport problem between histograms over C classes
+    (Cuturi 2013): the entropic plan is diag(u) K diag(v). Large M_ij / reg underflow to K_ij = 0 (in float32
+    for M_ij / reg above about 103), which cuts the path i -> j in the kernel domain; such entries are counted so
+    that `sinkhorn` can refuse the kernel domain for this kernel. Nothing is differentiated here.
+
+    Parameters
+    ----------
+    cost : Tensor (C, C)
+        The transport cost M (for WKD-L the prepared cost, see `wkd.losses.logit_kernel`).
+    reg : float
+        Entropic regularisation, the paper's eta (> 0).
+    check : bool
+        Validate the cost (square, finite) and count underflowing entries (one host synchronisation).
+
+    Returns
+    -------
+    GibbsKernel
+        (cost, reg, K, K^T, K * cost, n_underflow), all (C, C) on the cost's device and dtype.
+
+    References
+    ----------
+    Cuturi, M. (2013). Sinkhorn distances: lightspeed computation of optimal transport. NeurIPS.
+    Peyré, G. & Cuturi, M. (2019). Computational Optimal Transport, §4.1-4.2.
+    """
     _check_reg(reg)
     if check: _check_cost(cost)
     K = torch.exp(-cost / reg)
@@ -53,14 +76,15 @@ def gibbs_kernel(
 # %% ../nbs/00_sinkhorn.ipynb #3909891c
 @dataclass
 class SinkhornResult:
-    "What `sinkhorn` returns: per-pair values, the scalings/potentials, and plans on request."
+    "What `sinkhorn` returns: per-pair values, the scalings/potentials, plans on request, and the optional trace."
     value: Tensor        # (N,) ⟨P_n, M⟩ per pair
     u: Optional[Tensor]  # (N, C) row scaling (kernel domain; None in the log domain)
     v: Optional[Tensor]  # (N, C) column scaling (kernel domain; None in the log domain)
-    f: Optional[Tensor]  # (N, C) row potential ε·log u (log domain; None in the kernel domain)
-    g: Optional[Tensor]  # (N, C) column potential ε·log v (log domain; None in the kernel domain)
+    f: Optional[Tensor]  # (N, C) row potential η·log u (log domain; None in the kernel domain)
+    g: Optional[Tensor]  # (N, C) column potential η·log v (log domain; None in the kernel domain)
     kernel: GibbsKernel  # the shared kernel
     n_iters: int         # iterations run
+    trace: Optional[Tensor] = None  # (n_iters, N, 2) L1 errors of the (row, column) marginals after each iteration
 
     def plan(self, idx=None) -> Tensor:
         "Transport plans (k, C, C) of the pairs `idx` (an int, a slice, or a list; all pairs when None)."
@@ -103,29 +127,38 @@ def _safe_log(x):
     return torch.where(pos, torch.log(torch.where(pos, x, torch.ones_like(x))), torch.full_like(x, -math.inf))
 
 # %% ../nbs/00_sinkhorn.ipynb #89c64d3b
-def _iterate_kernel(a, b, kern, u, n_iters, eps, tol):
+def _errors(rows, a, cols, b):
+    "(N, 2) L1 errors of the row and column marginals, outside autograd (a record, not part of the value)."
+    with torch.no_grad():
+        return torch.stack([(rows - a).abs().sum(-1), (cols - b).abs().sum(-1)], -1)
+
+def _iterate_kernel(a, b, kern, u, n_iters, guard, tol, trace):
     K, KT = kern.K, kern.KT
     Ku = u @ K                                   # (Kᵀu)_j of every pair: one GEMM
-    it = 0
+    it, errs = 0, []
     for it in range(1, n_iters + 1):
-        v = b / (Ku + eps)
-        u = a / (v @ KT + eps)
+        v = b / (Ku + guard)
+        Kv = v @ KT
+        u = a / (Kv + guard)
         Ku = u @ K                               # reused by the next v update
+        if trace: errs.append(_errors(u * Kv, a, v * Ku, b))
         if tol is not None and float((v * Ku - b).abs().sum(-1).max()) < tol: break
-    return u, v, it
+    return u, v, it, errs
 
-def _iterate_log(a, b, kern, f, n_iters, tol):
+def _iterate_log(a, b, kern, f, n_iters, tol, trace):
     M, MT, reg = kern.cost, kern.cost.t(), kern.reg
     log_a, log_b = _safe_log(a), _safe_log(b)
     ninf = torch.full_like(f, -math.inf)
     lKu = _log_kmul(f, MT, reg)                  # log (Kᵀu)_j
-    g, it = ninf, 0
+    g, it, errs = ninf, 0, []
     for it in range(1, n_iters + 1):
         g = torch.where(b > 0, reg * (log_b - lKu), ninf)
-        f = torch.where(a > 0, reg * (log_a - _log_kmul(g, M, reg)), ninf)
+        lKv = _log_kmul(g, M, reg)
+        f = torch.where(a > 0, reg * (log_a - lKv), ninf)
         lKu = _log_kmul(f, MT, reg)
+        if trace: errs.append(_errors(torch.exp(f / reg + lKv), a, torch.exp(g / reg + lKu), b))
         if tol is not None and float((torch.exp(g / reg + lKu) - b).abs().sum(-1).max()) < tol: break
-    return f, g, it
+    return f, g, it, errs
 
 # %% ../nbs/00_sinkhorn.ipynb #6b4b1409
 _GRADS = ("unrolled", "envelope")
@@ -137,33 +170,19 @@ def _check_hist(name, x, C):
     if not torch.isfinite(x).all(): raise ValueError(f"{name} has NaN or infinite entries")
     if (x < 0).any(): raise ValueError(f"{name} has negative entries: histograms must be non-negative")
 
-def sinkhorn(
-    a: Tensor,                        # (N, C) row histograms (WKD-L: the student)
-    b: Tensor,                        # (N, C) column histograms (WKD-L: the teacher)
-    cost: Tensor | GibbsKernel,       # (C, C) cost shared by all pairs, or its prebuilt `gibbs_kernel`
-    reg: float | None = None,         # entropic regularisation ε; None: 0.05, or the kernel's
-    n_iters: int = 10,                # iterations (the maximum when `tol` is set)
-    *,
-    eps: float = 1e-8,                # guard added to both divisions (kernel domain); 0 = plain Sinkhorn
-    log_domain: bool = False,         # iterate the potentials with log-sum-exp (stable at small reg)
-    tol: float | None = None,         # stop when the column-marginal L1 error of every pair is below tol
-    grad: str = "unrolled",           # "unrolled" (through every iteration) or "envelope" (dual potentials)
-    support: Tensor | None = None,    # (N, C) bool: entries in each problem; default a > 0 (sets the initial u)
-    check: bool = True,               # validate the inputs (reads values back from the device)
-) -> SinkhornResult:
-    "Entropic OT between the N pairs `(a[n], b[n])` over one shared `cost`; `value[n]` = ⟨P_n, cost⟩."
+def _setup(a, b, cost, reg, n_iters, guard, log_domain, grad, check):
+    "Validate the arguments of `sinkhorn`; return the kernel in a's dtype."
     if isinstance(cost, GibbsKernel):
         kern = cost
         if reg is not None and float(reg) != kern.reg:
             raise ValueError(f"reg={reg} differs from the kernel's reg={kern.reg}: build the kernel with this reg")
     else:
         kern = gibbs_kernel(cost, 0.05 if reg is None else reg, check=check)
-    C = kern.cost.shape[0]
     if grad not in _GRADS: raise ValueError(f"grad must be one of {_GRADS}, got {grad!r}")
-    if not isinstance(n_iters, int) or n_iters < 1: raise ValueError(f"n_iters must be a positive int, got {n_iters!r}")
-    if eps < 0: raise ValueError(f"eps must be >= 0, got {eps}")
+    check_int(n_iters, "n_iters")
+    if not guard >= 0: raise ValueError(f"guard must be >= 0 (0: plain Sinkhorn), got {guard}")
     if check:
-        _check_hist("a", a, C); _check_hist("b", b, C)
+        _check_hist("a", a, kern.cost.shape[0]); _check_hist("b", b, kern.cost.shape[0])
     if a.shape != b.shape: raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     if a.device != kern.K.device:
         raise ValueError(f"a is on {a.device} but the cost is on {kern.K.device}: move the cost (or kernel) there once")
@@ -171,27 +190,110 @@ def sinkhorn(
         raise ValueError(f"exp(-cost/reg) underflows to 0 in {kern.n_underflow} entries (reg={kern.reg}): "
                          "use log_domain=True or a larger reg")
     if kern.K.dtype != a.dtype: kern = GibbsKernel(*(t.to(a.dtype) if isinstance(t, Tensor) else t for t in kern))
+    return kern
+
+# %% ../nbs/00_sinkhorn.ipynb #2edadd65
+def sinkhorn(
+    a: Tensor,                        # (N, C) row histograms (WKD-L: the student)
+    b: Tensor,                        # (N, C) column histograms (WKD-L: the teacher)
+    cost: Tensor | GibbsKernel,       # (C, C) cost shared by all pairs, or its prebuilt `gibbs_kernel`
+    reg: float | None = None,         # entropic regularisation η; None: 0.05, or the kernel's
+    n_iters: int = 10,                # iterations (the maximum when `tol` is set)
+    *,
+    guard: float = 1e-8,              # added to both divisions (kernel domain); 0 = plain Sinkhorn
+    log_domain: bool = False,         # iterate the potentials with log-sum-exp (stable at small reg)
+    tol: float | None = None,         # stop when the column-marginal L1 error of every pair is below tol
+    grad: str = "unrolled",           # "unrolled" (through every iteration) or "envelope" (dual potentials)
+    support: Tensor | None = None,    # (N, C) bool: entries in each problem; default a > 0 (sets the initial u)
+    trace: bool = False,              # record both marginals' L1 errors after every iteration (`result.trace`)
+    check: bool = True,               # validate the inputs (reads values back from the device)
+) -> SinkhornResult:
+    """Entropic optimal transport between N pairs of histograms over one shared cost (Sinkhorn-Knopp).
+
+    For every pair n, with the Gibbs kernel K = exp(-M / reg) of the cost M (C, C), Sinkhorn's iteration
+    (Cuturi 2013) starts from u = 1_S / |S| on the support S of a[n] and alternates
+
+        v <- b[n] / (K^T u + guard)
+        u <- a[n] / (K v + guard)
+
+    The plan is P_n = diag(u) K diag(v). With guard = 0 and enough iterations it solves the entropic problem
+
+        W_reg(a, b) = min_P  <P, M> + reg * sum_ij P_ij (log P_ij - 1)
+                      subject to  P 1 = a[n],  P^T 1 = b[n],  P >= 0.
+
+    Returned: value[n] = <P_n, M> = sum_ij u_i K_ij M_ij v_j, the linear transport cost of the plan after the
+    iterations run (no entropy term). WKD-L (Lv, Yang & Li 2024) runs n_iters=10 at reg=0.05 (the paper's eta)
+    with guard=1e-8 and drops the target class by giving it zero mass: zero-mass entries get u_i = v_i = 0, so
+    the problem equals the one restricted to the support.
+
+    Differentiated: value w.r.t. a and b (never the cost). grad="unrolled" backpropagates through every
+    iteration: the exact gradient of the truncated value, memory growing with n_iters. grad="envelope" runs the
+    iterations without autograd and uses the dual potentials f = reg log u, g = reg log v as d/da and d/db: the
+    gradient of the converged W_reg (Danskin's theorem), with memory independent of n_iters.
+
+    Parameters
+    ----------
+    a : Tensor (N, C)
+        Row histograms (WKD-L: the student's non-target probabilities), non-negative.
+    b : Tensor (N, C)
+        Column histograms (WKD-L: the teacher's), same shape as a.
+    cost : Tensor (C, C) or GibbsKernel
+        The transport cost M shared by all pairs, or its `gibbs_kernel(M, reg)` built once.
+    reg : float, optional
+        Entropic regularisation eta (> 0). None: the kernel's reg, or 0.05 for a tensor cost.
+    n_iters : int
+        Number of iterations (the maximum when tol is set).
+    guard : float
+        Added to both denominators in the kernel domain (the official code uses 1e-8); 0 gives textbook Sinkhorn.
+    log_domain : bool
+        Iterate the potentials f, g with log-sum-exp instead of u, v: stable at small reg where K underflows.
+    tol : float, optional
+        Stop when the column-marginal L1 error of every pair is below tol (one host read per iteration).
+    grad : {"unrolled", "envelope"}
+        Which gradient the value carries (see above).
+    support : bool Tensor (N, C), optional
+        Entries taking part in each problem; sets the initial u (default a > 0).
+    trace : bool
+        Also record, after every iteration k, the L1 errors of the row and column marginals of P^(k):
+        result.trace has shape (n_iters run, N, 2), last axis (row error, column error), no gradient.
+    check : bool
+        Validate the inputs (reads values back from the device).
+
+    Returns
+    -------
+    SinkhornResult
+        value (N,); u, v (kernel domain) or f, g (log domain), each (N, C); the kernel; n_iters run; trace;
+        and the methods plan(idx) -> (k, C, C) and marginal_errors(a, b) -> ((N,), (N,)).
+
+    References
+    ----------
+    Cuturi, M. (2013). Sinkhorn distances: lightspeed computation of optimal transport. NeurIPS.
+    Peyré, G. & Cuturi, M. (2019). Computational Optimal Transport. Foundations and Trends in Machine
+        Learning 11(5-6), §4.2 (Sinkhorn's algorithm) and §4.4 (log-domain computations).
+    Lv, J., Yang, H. & Li, P. (2024). Wasserstein distance rivals Kullback-Leibler divergence for knowledge
+        distillation. NeurIPS, §2.1 (WKD-L). Official code: https://github.com/JiamingLv/WKD
+    """
+    kern = _setup(a, b, cost, reg, n_iters, guard, log_domain, grad, check)
     support = a > 0 if support is None else support
     u0 = support.to(a.dtype) / support.sum(-1, keepdim=True).clamp_min(1)
-
     envelope = grad == "envelope"
     with torch.set_grad_enabled(torch.is_grad_enabled() and not envelope):
         aa, bb = (a.detach(), b.detach()) if envelope else (a, b)
         if log_domain:
-            f, g, it = _iterate_log(aa, bb, kern, kern.reg * _safe_log(u0), n_iters, tol)
+            f, g, it, errs = _iterate_log(aa, bb, kern, kern.reg * _safe_log(u0), n_iters, tol, trace)
             u = v = None
             value = _log_value(f, g, kern.cost, kern.reg)
         else:
-            u, v, it = _iterate_kernel(aa, bb, kern, u0, n_iters, eps, tol)
+            u, v, it, errs = _iterate_kernel(aa, bb, kern, u0, n_iters, guard, tol, trace)
             f = g = None
             value = ((u @ kern.KM) * v).sum(-1)
-    if envelope:   # Danskin: ∂W_ε/∂a = f, ∂W_ε/∂b = g (zero-mass entries carry no gradient)
+    if envelope:   # Danskin: ∂W_η/∂a = f, ∂W_η/∂b = g (zero-mass entries carry no gradient)
         fa = kern.reg * _safe_log(u) if f is None else f
         gb = kern.reg * _safe_log(v) if g is None else g
         fa = torch.where(a.detach() > 0, fa, torch.zeros_like(fa))
         gb = torch.where(b.detach() > 0, gb, torch.zeros_like(gb))
         value = value + (fa * (a - a.detach())).sum(-1) + (gb * (b - b.detach())).sum(-1)
-    return SinkhornResult(value, u, v, f, g, kern, it)
+    return SinkhornResult(value, u, v, f, g, kern, it, torch.stack(errs) if trace else None)
 
 # %% ../nbs/00_sinkhorn.ipynb #7cdddd01
 def drop_class(x: Tensor, target: Tensor) -> Tensor:
@@ -200,7 +302,7 @@ def drop_class(x: Tensor, target: Tensor) -> Tensor:
     return x[keep].view(x.shape[0], x.shape[1] - 1)
 
 def per_sample_cost(cost: Tensor, target: Tensor) -> Tensor:
-    "The released per-sample costs: `cost` without row and column `target[n]`, (N, C-1, C-1). Materialises N×C×C."
+    "The official per-sample costs: `cost` without row and column `target[n]`, (N, C-1, C-1). Materialises N×C×C."
     N, C = len(target), cost.shape[0]
     keep = torch.ones(N, C, dtype=torch.bool, device=cost.device).scatter_(1, target[:, None], False)
     mask = keep[:, :, None] & keep[:, None, :]
@@ -212,12 +314,12 @@ def sinkhorn_per_sample(
     cost: Tensor,          # (N, n, n) one cost per pair
     reg: float = 0.05,     # entropic regularisation
     n_iters: int = 10,     # fixed iteration count
-    eps: float = 1e-8,     # division guard
+    guard: float = 1e-8,   # added to both divisions
 ) -> Tensor:
-    "Reference: the released per-sample kernel-domain Sinkhorn; returns ⟨P_n, cost_n⟩ (N,)."
+    "Reference: the official per-sample kernel-domain Sinkhorn (one cost per pair); returns ⟨P_n, cost_n⟩ (N,)."
     K = torch.exp(-cost / reg)
     u = torch.full_like(a, 1.0 / a.shape[1])[:, :, None]
     for _ in range(n_iters):
-        v = b[:, :, None] / (K.transpose(1, 2) @ u + eps)
-        u = a[:, :, None] / (K @ v + eps)
+        v = b[:, :, None] / (K.transpose(1, 2) @ u + guard)
+        u = a[:, :, None] / (K @ v + guard)
     return (u * K * v.transpose(1, 2) * cost).sum((1, 2))
