@@ -39,10 +39,10 @@ def check_int(value,              # the value to check
 _HALF = (torch.float16, torch.bfloat16)
 
 def upcast(x: Tensor) -> Tensor:
-    """Return `x` in float32 if it is float16 or bfloat16, else `x` itself (no copy).
+    """Return `x` as float32 if it is float16, bfloat16, integer or boolean; float32/float64 `x` itself (no copy).
 
     Parameters
     ----------
     x : a tensor of any shape.
     """
-    return x.float() if x.dtype in _HALF else x
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
