@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from .checks import check_int
+
 # %% auto #0
 __all__ = ['cell_bounds', 'gaussian_stats', 'channel_covariance', 'sqrtm_psd', 'gaussian_w2', 'bures_w2', 'gaussian_kl']
 
@@ -20,7 +22,7 @@ def cell_bounds(
 
 # %% ../nbs/01_gaussian.ipynb #9a8bc1b4
 def _check_map(x, grid):
-    "Validate a feature map and a grid size; return the grid as an int or None."
+    "Validate a feature map and a grid size; return the grid as an int."
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}")
     if x.ndim != 4:
@@ -28,13 +30,10 @@ def _check_map(x, grid):
                          "add the missing batch/channel dimension with x[None]")
     if not x.is_floating_point():
         raise TypeError(f"x must be a floating-point tensor, got {x.dtype}; convert it with x.float()")
+    grid = check_int(grid, "grid")
     H, W = x.shape[-2:]
-    if grid is None:
-        if H * W < 2:
-            raise ValueError(f"x has a {H}x{W} map: the unbiased variance needs at least 2 spatial positions")
-        return None
-    if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1:
-        raise ValueError(f"grid must be None or a positive int, got {grid!r}")
+    if grid == 1 and H * W < 2:
+        raise ValueError(f"x has a {H}x{W} map: the unbiased variance needs at least 2 spatial positions")
     if grid > min(H, W):
         raise ValueError(f"grid={grid} is larger than the {H}x{W} feature map; use grid <= {min(H, W)}")
     rows = min(e - s for s, e in cell_bounds(H, grid))
@@ -61,41 +60,76 @@ def _cells(x, grid):
 # %% ../nbs/01_gaussian.ipynb #9a724749
 def gaussian_stats(
     x: torch.Tensor,  # feature maps (N, C, H, W)
-    grid: int | None = None,  # None: one Gaussian per map; g: one per cell of a g x g adaptive grid
-    eps: float = 1e-5,  # added to the variance before the square root (the released `WKD.EPS`)
-) -> tuple[torch.Tensor, torch.Tensor]:  # (mean, std), each (N, C) or (N, g, g, C)
-    """Per-channel mean and `std = sqrt(unbiased var + eps)` of feature maps `x` (N, C, H, W).
+    grid: int = 1,  # g: one Gaussian per cell of a g x g adaptive grid (1: the whole map)
+    var_floor: float = 1e-5,  # added to the variance before the square root (WKD-F's 1e-5)
+) -> tuple[torch.Tensor, torch.Tensor]:  # (mean, std), each (N, g, g, C)
+    """Per-channel mean and std = sqrt(unbiased var + var_floor) of feature maps, per cell of a g x g grid.
 
-    `grid=None` returns (N, C); an int `g` returns (N, g, g, C) over the overlapping adaptive cells (channel last,
-    so `grid=1` gives the `grid=None` numbers as (N, 1, 1, C)). Cells with a single position raise `ValueError`.
+    For cell (o_h, o_w), rows floor(o_h H / g) .. ceil((o_h + 1) H / g) (end exclusive, the same for columns;
+    cells overlap when g does not divide H) hold m positions f_i in R^C, and
+
+        mean = (1/m) sum_i f_i,    std = sqrt( (1/(m-1)) sum_i (f_i - mean)^2 + var_floor )   (per channel).
+
+    These are the diagonal Gaussians of WKD-F (Lv, Yang & Li 2024, §2.2; the official code's unbiased variance).
+    Differentiable w.r.t. x (positions shared by overlapping cells collect gradient from each).
+
+    Parameters
+    ----------
+    x : Tensor (N, C, H, W)
+        Floating-point feature maps.
+    grid : int
+        Cells per side; 1 (the default) is the whole map. Every cell must hold at least 2 positions.
+    var_floor : float
+        Added to every variance before the square root.
+
+    Returns
+    -------
+    (mean, std) : Tensors (N, g, g, C), channel last.
     """
     grid = _check_map(x, grid)
-    if grid is None:
-        var, mean = torch.var_mean(x.flatten(2), dim=-1, correction=1)
-        return mean, (var + eps).sqrt()
     N, C, H, W = x.shape
+    if grid == 1:                                               # the whole map
+        var, mean = torch.var_mean(x.flatten(2), dim=-1, correction=1)
+        return mean[:, None, None], (var + var_floor).sqrt()[:, None, None]
     if H % grid == 0 and W % grid == 0:                         # equal, disjoint cells: a free view
         var, mean = torch.var_mean(x.view(N, C, grid, H // grid, grid, W // grid), dim=(3, 5), correction=1)
-        return mean.permute(0, 2, 3, 1), (var + eps).sqrt().permute(0, 2, 3, 1)
+        return mean.permute(0, 2, 3, 1), (var + var_floor).sqrt().permute(0, 2, 3, 1)
     xg, mask = _cells(x, grid)                                  # (N, C, g, Kh, g, Kw), (g, Kh, g, Kw)
     count = mask.sum((1, 3))                                    # (g, g)
     mean = (xg * mask).sum((3, 5)) / count                      # (N, C, g, g)
     var = ((xg - mean[:, :, :, None, :, None]) * mask).square().sum((3, 5)) / (count - 1)
-    return mean.permute(0, 2, 3, 1), (var + eps).sqrt().permute(0, 2, 3, 1)
+    return mean.permute(0, 2, 3, 1), (var + var_floor).sqrt().permute(0, 2, 3, 1)
 
 # %% ../nbs/01_gaussian.ipynb #d8b0f458
 def channel_covariance(
     x: torch.Tensor,  # feature maps (N, C, H, W)
-    grid: int | None = None,  # None: one Gaussian per map; g: one per cell of a g x g adaptive grid
-    eps: float = 0.0,  # added to the diagonal of every covariance
-) -> tuple[torch.Tensor, torch.Tensor]:  # (mean (N, C), cov (N, C, C)), or (N, g, g, C), (N, g, g, C, C)
-    "Per-map (or per-cell) channel mean and unbiased channel covariance of `x` (N, C, H, W), plus `eps * I`."
+    grid: int = 1,  # g: one Gaussian per cell of a g x g adaptive grid (1: the whole map)
+    var_floor: float = 0.0,  # added to the diagonal of every covariance
+) -> tuple[torch.Tensor, torch.Tensor]:  # (mean (N, g, g, C), cov (N, g, g, C, C))
+    """Per-cell channel mean and unbiased channel covariance of feature maps, plus var_floor * I.
+
+    For the m positions f_i in R^C of a cell (cells as in `gaussian_stats`):
+    mean = (1/m) sum_i f_i,  cov = (1/(m-1)) sum_i (f_i - mean)(f_i - mean)^T + var_floor * I.
+    Differentiable w.r.t. x.
+
+    Parameters
+    ----------
+    x : Tensor (N, C, H, W)
+    grid : int
+        Cells per side; 1 (the default) is the whole map.
+    var_floor : float
+        Added to the diagonal of every covariance (0: none).
+
+    Returns
+    -------
+    (mean (N, g, g, C), cov (N, g, g, C, C))
+    """
     grid = _check_map(x, grid)
-    if grid is None:
+    if grid == 1:
         xs = x.flatten(2)                                       # (N, C, m)
         mean = xs.mean(-1)
         xc = xs - mean[..., None]
-        cov = xc @ xc.mT / (xs.shape[-1] - 1)
+        mean, cov = mean[:, None, None], (xc @ xc.mT / (xs.shape[-1] - 1))[:, None, None]
     else:
         xs, mask = _cells(x, grid)
         N, C, g = x.shape[0], x.shape[1], grid
@@ -105,8 +139,8 @@ def channel_covariance(
         mean = (xs * mask).sum(-1) / count[..., 0]
         xc = (xs - mean[..., None]) * mask
         cov = xc @ xc.mT / (count - 1)
-    if eps:
-        cov = cov + eps * torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
+    if var_floor:
+        cov = cov + var_floor * torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
     return mean, cov
 
 # %% ../nbs/01_gaussian.ipynb #af542fd9
@@ -151,7 +185,30 @@ def gaussian_w2(
     std_t: torch.Tensor,  # teacher standard deviations (..., C)
     split: bool = False,  # return (mean term, covariance term) instead of their sum
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:  # (...,) each
-    "Squared 2-Wasserstein distance between diagonal Gaussians: `|mean_s - mean_t|^2 + |std_s - std_t|^2`."
+    """Squared 2-Wasserstein distance between diagonal Gaussians N(mean, diag(std^2)), per leading index.
+
+        W_2^2 = sum_c (mean_s - mean_t)_c^2 + sum_c (std_s - std_t)_c^2
+
+    the closed form of W_2 between Gaussians (Dowson & Landau 1982; Takatsu 2011) for commuting (here diagonal)
+    covariances; WKD-F's distance (Lv, Yang & Li 2024, §2.2). Differentiable w.r.t. all four inputs, also where the
+    two Gaussians coincide (unlike W_2 itself, whose square root has an infinite gradient there).
+
+    Parameters
+    ----------
+    mean_s, std_s, mean_t, std_t : Tensors (..., C), one shape
+        Student and teacher means and standard deviations (e.g. from `gaussian_stats`).
+    split : bool
+        Return (mean term, covariance term) instead of their sum.
+
+    Returns
+    -------
+    Tensor (...,), or a pair of them; reduced over the channel dimension only.
+
+    References
+    ----------
+    Dowson, D. C. & Landau, B. V. (1982). The Fréchet distance between multivariate normal distributions. J. Multivar. Anal.
+    Takatsu, A. (2011). Wasserstein geometry of Gaussian measures. Osaka J. Math.
+    """
     _check_same(mean_s=mean_s, std_s=std_s, mean_t=mean_t, std_t=std_t)
     d_mean = (mean_s - mean_t).square().sum(-1)
     d_cov = (std_s - std_t).square().sum(-1)
@@ -165,7 +222,34 @@ def bures_w2(
     cov_t: torch.Tensor,  # teacher covariances (..., C, C), symmetric PSD
     split: bool = False,  # return (mean term, Bures term) instead of their sum
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:  # (...,) each
-    "Squared 2-Wasserstein distance between full-covariance Gaussians (mean term + squared Bures distance)."
+    """Squared 2-Wasserstein distance between full-covariance Gaussians: mean term + squared Bures distance.
+
+        W_2^2 = |mean_s - mean_t|^2 + tr(cov_s + cov_t - 2 (cov_t^1/2 cov_s cov_t^1/2)^1/2)
+
+    (Dowson & Landau 1982; Takatsu 2011; Peyré & Cuturi 2019, Remark 2.31), batched over the leading dimensions.
+    The matrix square roots come from `sqrtm_psd`, whose gradient stays finite at singular and ill-conditioned
+    covariances. Differentiable w.r.t. all four inputs.
+
+    Parameters
+    ----------
+    mean_s, mean_t : Tensors (..., C)
+        Student and teacher means.
+    cov_s, cov_t : Tensors (..., C, C)
+        Student and teacher covariances, symmetric positive semi-definite (e.g. from `channel_covariance`).
+    split : bool
+        Return (mean term, Bures term) instead of their sum.
+
+    Returns
+    -------
+    Tensor (...,), or a pair of them. The Bures term is not clamped: rounding can leave it slightly negative
+    where the two Gaussians coincide.
+
+    References
+    ----------
+    Dowson, D. C. & Landau, B. V. (1982). The Fréchet distance between multivariate normal distributions. J. Multivar. Anal.
+    Takatsu, A. (2011). Wasserstein geometry of Gaussian measures. Osaka J. Math.
+    Peyré, G. & Cuturi, M. (2019). Computational Optimal Transport, Remark 2.31.
+    """
     _check_same(mean_s=mean_s, mean_t=mean_t)
     if cov_s.shape != mean_s.shape + mean_s.shape[-1:]:
         raise ValueError(f"cov_s has shape {tuple(cov_s.shape)} but the means have {tuple(mean_s.shape)}; "
@@ -200,7 +284,24 @@ def gaussian_kl(
     scale_q: torch.Tensor,  # std of q (..., C), or covariance (..., C, C); same form as scale_p
     symmetric: bool = False,  # Jeffreys divergence KL(p||q) + KL(q||p) instead of KL(p||q)
 ) -> torch.Tensor:  # (...,)
-    "KL(p || q) between Gaussians, diagonal (std given) or full (covariance given), or Jeffreys' symmetric sum."
+    """KL(p || q) between Gaussians, diagonal (std given) or full (covariance given), or Jeffreys' symmetric sum.
+
+        KL(p || q) = 1/2 [ tr(S_q^-1 S_p) + (m_q - m_p)^T S_q^-1 (m_q - m_p) - C + log det S_q - log det S_p ]
+
+    per leading index; symmetric=True returns KL(p || q) + KL(q || p). The divergence WKD-F is compared with in the
+    paper's ablation (Lv, Yang & Li 2024, §4.2.2). Differentiable w.r.t. all four inputs.
+
+    Parameters
+    ----------
+    mean_p, mean_q : Tensors (..., C)
+    scale_p, scale_q : Tensors (..., C) standard deviations, or (..., C, C) positive definite covariances
+    symmetric : bool
+        Jeffreys' divergence instead of KL(p || q).
+
+    Returns
+    -------
+    Tensor (...,)
+    """
     _check_same(mean_p=mean_p, mean_q=mean_q)
     _check_same(scale_p=scale_p, scale_q=scale_q)
     if scale_p.shape == mean_p.shape:
