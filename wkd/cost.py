@@ -14,9 +14,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import wkd
+from .checkpoint import load_checkpoint, save_checkpoint
+from .checks import check_int, upcast
+from .config import PROJECT_ROOT
 
 # %% auto #0
-__all__ = ['BLOCK_ELEMS', 'METHODS', 'COST_EPS', 'COST_DIR', 'COST_FORMAT', 'class_distance', 'prototype_distance',
+__all__ = ['BLOCK_ELEMS', 'METHODS', 'COST_FLOOR', 'COST_DIR', 'COST_FORMAT', 'class_distance', 'prototype_distance',
            'prepare_cost', 'validate_cost', 'CostMatrix', 'cost_path', 'save_cost', 'load_cost']
 
 # %% ../nbs/02_cost.ipynb #f29f949b
@@ -29,14 +32,12 @@ def _check_feats(feats):
     if feats.ndim != 3 or feats.shape[1] < 2 or feats.shape[2] < 1:
         raise ValueError(f"feats must be (C, b, d) = (classes, samples per class ≥ 2, features), got shape "
                          f"{tuple(feats.shape)}: stack b samples of every class, e.g. torch.stack([x[:b] for x in per_class])")
-    return (feats if feats.dtype in (torch.float32, torch.float64) else feats.float()).detach()
+    return upcast(feats).detach()
 
 def _chunk(chunk, per_class, n):
     "Classes per block: `chunk` if given, else as many as keep a block near `BLOCK_ELEMS`."
     if chunk is None: return max(1, min(n, BLOCK_ELEMS // max(1, per_class)))
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"chunk must be a positive int (classes per block) or None for automatic, got {chunk!r}")
-    return min(n, chunk)
+    return min(n, check_int(chunk, "chunk (classes per block; None: automatic)"))
 
 def _mirror(h):
     "Fill the lower triangle from the upper one (only pairs j ≥ i are computed)."
@@ -104,14 +105,51 @@ def _centred_kernels(feats, kernel, degree, sigma, chunk):
 # %% ../nbs/02_cost.ipynb #ca236ddf
 def class_distance(
     feats: Tensor,  # (C, b, d) per-class teacher features, `b` samples per class paired by index across classes
-    method: str = "linear_cka",  # "linear_cka" (released), "rbf_cka", "poly_cka" (paper ablations) or "centroid_cosine"
+    method: str = "linear_cka",  # "linear_cka" (official), "rbf_cka", "poly_cka" (paper ablations) or "centroid_cosine"
     *,
     space: str = "auto",  # linear_cka only: "sample" (b×b Grams), "feature" (d×d cross blocks) or "auto" (b ≤ d → sample)
     chunk: int | None = None,  # classes per block; None keeps a block near `BLOCK_ELEMS` elements
     degree: int = 2,  # poly_cka: kernel (x·y + 1)^degree
     sigma: float | None = None,  # rbf_cka: bandwidth; None → per class, √(median pairwise squared distance)
 ) -> Tensor:  # (C, C) distance 1 − IR (or 1 − cosine), symmetric, zero diagonal
-    "Class-to-class distance `dist[i, j] = 1 − IR(i, j)` from per-class features. Shapes: feats (C, b, d) → (C, C)."
+    """Class-to-class distance dist[i, j] = 1 - IR(i, j) from per-class teacher features: the WKD-L cost's source.
+
+    For class i, the rows of X_i (b, d) are b feature vectors (row k of every class is paired with row k of every
+    other class). With a kernel K_i = k(X_i, X_i) (b, b) and H = I - 11^T / b (Kornblith et al. 2019; Lv, Yang & Li
+    2024, §2.1 and App. A.1):
+
+        HSIC(i, j) = tr(K_i H K_j H) / (b - 1)^2,    IR(i, j) = HSIC(i, j) / sqrt(HSIC(i, i) HSIC(j, j)),
+        dist = 1 - IR.
+
+    linear_cka (the official pipeline): k(x, y) = x.y, evaluated as ||X~_j^T X~_i||_F^2 with centred X~ (no b x b
+    kernel needed in feature space); rbf_cka: exp(-|x - y|^2 / (2 sigma_i^2)), sigma_i^2 the median pairwise squared
+    distance in class i unless `sigma` is given; poly_cka: (x.y + 1)^degree; centroid_cosine: `prototype_distance` of
+    the class means. All C^2 pairs come from a few GEMMs over class chunks. Nothing is differentiated (the result is
+    detached); float16/bfloat16/integer features are computed in float32.
+
+    Parameters
+    ----------
+    feats : Tensor (C, b, d)
+        b >= 2 samples of d features for each of C classes.
+    method : {"linear_cka", "rbf_cka", "poly_cka", "centroid_cosine"}
+    space : {"auto", "sample", "feature"}
+        linear_cka only: b x b Grams ("sample") or d x d cross blocks ("feature"); "auto" takes the smaller.
+    chunk : int, optional
+        Classes per block (None: keep a block near BLOCK_ELEMS elements).
+    degree : int
+        poly_cka's degree.
+    sigma : float, optional
+        rbf_cka's bandwidth (None: the per-class median heuristic).
+
+    Returns
+    -------
+    Tensor (C, C): symmetric, zero diagonal, in feats' float dtype, on its device.
+
+    References
+    ----------
+    Kornblith, S., Norouzi, M., Lee, H. & Hinton, G. (2019). Similarity of neural network representations revisited. ICML.
+    Lv, J., Yang, H. & Li, P. (2024). Wasserstein distance rivals Kullback-Leibler divergence for knowledge distillation. NeurIPS.
+    """
     feats = _check_feats(feats)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -122,8 +160,7 @@ def class_distance(
     C, b, d = feats.shape
     if method != "linear_cka" and space == "feature":
         raise ValueError(f"space='feature' exists for linear_cka only; {method} is computed in sample space: use space='auto'")
-    if method == "poly_cka" and (isinstance(degree, bool) or not isinstance(degree, int) or degree < 1):
-        raise ValueError(f"degree must be a positive int for poly_cka, got {degree!r}")
+    if method == "poly_cka": check_int(degree, "degree")
     if sigma is not None and not sigma > 0:
         raise ValueError(f"sigma must be > 0 (or None for the median heuristic), got {sigma!r}")
     if method == "linear_cka" and (space == "feature" or (space == "auto" and b > d)):
@@ -142,13 +179,25 @@ def class_distance(
 def prototype_distance(
     protos: Tensor,  # (C, d) one prototype per class: class centroids or classifier weight rows (`teacher.fc.weight`)
 ) -> Tensor:  # (C, C) 1 − cosine similarity, in [0, 2], zero diagonal, no gradient
-    "Cosine distance between class prototypes. Shapes: protos (C, d) → (C, C)."
+    """Cosine distance between class prototypes: dist[i, j] = 1 - <p_i, p_j> / (|p_i| |p_j|), (C, d) -> (C, C).
+
+    The paper's alternative interrelation (Lv, Yang & Li 2024, §2.1): prototypes are class centroids of teacher
+    features or the rows of the teacher's classifier weight. Not differentiated (the prototypes are detached).
+
+    Parameters
+    ----------
+    protos : Tensor (C, d)
+        One non-zero prototype per class.
+
+    Returns
+    -------
+    Tensor (C, C) in [0, 2], symmetric, zero diagonal.
+    """
     if not isinstance(protos, Tensor):
         raise TypeError(f"protos must be a torch.Tensor of shape (C, d), got {type(protos).__name__}")
     if protos.ndim != 2:
         raise ValueError(f"protos must be (C, d) (one prototype per class, e.g. teacher.fc.weight), got shape {tuple(protos.shape)}")
-    p = protos.detach()
-    p = p if p.dtype in (torch.float32, torch.float64) else p.float()
+    p = upcast(protos.detach())
     n = p.norm(dim=1)
     if not bool((n > 0).all()):
         bad = torch.nonzero(n <= 0).flatten().tolist()
@@ -158,20 +207,35 @@ def prototype_distance(
     return _mirror(1 - u @ u.T).fill_diagonal_(0)  # exact symmetry, as the CKA route gives
 
 # %% ../nbs/02_cost.ipynb #a168d327
-COST_EPS = 1e-8  # added to every cost entry, as the released loss does
+COST_FLOOR = 1e-8  # added to every cost entry, as the official loss does
 
 def prepare_cost(
     dist: Tensor,  # (C, C) distance, e.g. 1 − CKA
     kappa: float = 1.0,  # sharpening κ: cost = 1 − exp(−κ·dist); 0 leaves the distance as it is
-) -> Tensor:  # (C, C) transport cost, every entry ≥ 1e-8
-    "The cost WKD-L transports with: ReLU(1 − exp(−κ·dist)) + 1e-8, or ReLU(dist) + 1e-8 when κ = 0."
+) -> Tensor:  # (C, C) transport cost, every entry ≥ COST_FLOOR
+    """The transport cost of WKD-L: cost = ReLU(1 - exp(-kappa dist)) + COST_FLOOR, or ReLU(dist) + COST_FLOOR if kappa = 0.
+
+    The paper's sharpening c_ij = 1 - exp(-kappa (1 - IR_ij)) (Lv, Yang & Li 2024, eq. (5)), then the official
+    code's ReLU and 1e-8 floor, element-wise. Differentiable (but WKD-L never differentiates its cost).
+
+    Parameters
+    ----------
+    dist : Tensor (C, C)
+        Class distance (1 - IR).
+    kappa : float
+        Sharpening (>= 0; 0: none).
+
+    Returns
+    -------
+    Tensor (C, C), every entry >= COST_FLOOR.
+    """
     if not isinstance(dist, Tensor):
         raise TypeError(f"dist must be a torch.Tensor, got {type(dist).__name__}")
     if isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or not math.isfinite(kappa) or kappa < 0:
         raise ValueError(f"kappa must be a finite number ≥ 0 (1 for the CIFAR and R34 configs, 2 for R50→MV1, "
                          f"0 for no sharpening), got {kappa!r}")
     cost = 1 - torch.exp(-kappa * dist) if kappa != 0 else dist
-    return cost.relu() + COST_EPS
+    return cost.relu() + COST_FLOOR
 
 # %% ../nbs/02_cost.ipynb #c54de625
 def validate_cost(
@@ -180,7 +244,20 @@ def validate_cost(
     *,
     tol: float = 1e-5,  # absolute tolerance for symmetry, the zero diagonal and negative entries
 ) -> Tensor:  # `dist` itself, unchanged
-    "Raise a ValueError/TypeError that names the problem and its fix unless `dist` is a valid (C, C) distance."
+    """Return `dist` unchanged if it is a valid (C, C) class distance, else raise an error naming the problem and its fix.
+
+    Valid: a floating-point torch.Tensor, square and 2-D, C == num_classes (when given), finite, zero diagonal,
+    non-negative and symmetric (each within `tol`). This is the one check of a distance; `load_cost`, `save_cost`
+    and `wkd.losses.logit_kernel` call it.
+
+    Parameters
+    ----------
+    dist : Tensor (C, C)
+    num_classes : int, optional
+        The model's class count.
+    tol : float
+        Absolute tolerance for symmetry, the zero diagonal and negative entries.
+    """
     if not isinstance(dist, Tensor):
         raise TypeError(f"cost matrix must be a torch.Tensor, got {type(dist).__name__}: torch.as_tensor(x) converts an array")
     if not dist.is_floating_point():
@@ -211,7 +288,6 @@ def validate_cost(
     return dist
 
 # %% ../nbs/02_cost.ipynb #6d7bab54
-from .config import PROJECT_ROOT
 COST_DIR = PROJECT_ROOT / "cost_matrices"  # project root's cost_matrices/
 COST_FORMAT = "wkd-cost-matrix/1"
 _RESERVED = ("format", "dist", "dataset", "teacher", "feature_source", "method", "kappa", "class_names", "path")
@@ -254,7 +330,7 @@ def save_cost(
     class_names: list[str] | None = None,  # names in class-index order; their count must be C
     **extra,  # further plain values (str, int, float, bool, None or lists of them), e.g. samples_per_class=500, seed=0
 ) -> Path:  # the path written
-    "Validate `dist` and write it with its metadata as a dict that loads with `torch.load(weights_only=True)`."
+    "Validate `dist` and write it atomically with its metadata, as a dict that loads with `torch.load(weights_only=True)`."
     if class_names is not None:
         if not isinstance(class_names, (list, tuple)) or not all(isinstance(c, str) for c in class_names):
             raise TypeError("class_names must be a list of str in class-index order")
@@ -275,22 +351,19 @@ def save_cost(
                kappa=None if kappa is None else float(kappa),
                class_names=None if class_names is None else list(class_names),
                **{k: list(v) if isinstance(v, tuple) else v for k, v in extra.items()})
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(obj, path)
-    return path
+    return save_checkpoint(obj, Path(path))   # atomic: a crash never leaves a half-written matrix
 
 # %% ../nbs/02_cost.ipynb #db8d430e
 def load_cost(
     path: str | Path,  # our `.pt` file or an official plain-tensor `.pth`
     num_classes: int | None = None,  # the model's number of classes, checked against the matrix
 ) -> CostMatrix:  # (dist (C, C) on the CPU, meta dict; meta["format"] is "plain" for a bare tensor)
-    "Read and validate a cost matrix; `torch.load(weights_only=True)`, mapped to the CPU."
+    "Read and validate a cost matrix (`load_checkpoint`: weights only, mapped to the CPU)."
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no cost matrix at {path}: build it with nbs/cost_matrix.ipynb "
                                 "(it writes cost_path(dataset, teacher, method)) or pass the path of an existing file")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = load_checkpoint(path, map_location="cpu")   # weights_only=True
     if isinstance(obj, Tensor):
         dist, meta = obj, dict(format="plain")
     elif isinstance(obj, dict) and isinstance(obj.get("dist"), Tensor):
