@@ -18,7 +18,8 @@ import torch
 from wkd.config import get_config
 from wkd.cost import load_cost
 from wkd.data import get_datasets
-from wkd.train import build_cost_matrix, load_teacher, train
+from wkd.teacher_cost import build_cost_matrix
+from wkd.train import load_teacher, train
 
 
 def _value(v):

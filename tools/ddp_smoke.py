@@ -17,10 +17,11 @@ import torch
 import torch.distributed as dist
 
 from wkd.config import get_config
-from wkd.data import get_datasets
+from wkd.checkpoint import load_checkpoint
+from wkd.data import get_datasets, make_train_loader, set_loader_epoch, subsample
 from wkd.models import get_model, load_weights
-from wkd.train import (init_distributed, dist_info, train, subsample, make_train_loader, set_loader_epoch,
-                       load_checkpoint, teacher_cost_matrix)
+from wkd.teacher_cost import teacher_cost_matrix
+from wkd.train import dist_info, init_distributed, train
 
 
 def gather(t):
