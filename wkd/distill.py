@@ -10,70 +10,154 @@ import torch.nn as nn
 from torch import Tensor
 
 from .config import loss_weight
-from .cost import prepare_cost
-from .losses import ce_loss, kd_loss, wkd_feature_loss, wkd_logit_loss
+from .losses import ce_loss, kd_loss, logit_kernel, wkd_feature_loss, wkd_logit_loss
 from .models import feature_shapes
-from .sinkhorn import GibbsKernel, gibbs_kernel
+from .sinkhorn import GibbsKernel
 
 # %% auto #0
 __all__ = ['build_projector', 'Distiller']
 
 # %% ../nbs/05_distill.ipynb #61fb9d6c
+def _check_shape(name, shape):
+    ok = isinstance(shape, (tuple, list, torch.Size)) and len(shape) == 3 and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape)
+    if not ok:
+        raise ValueError(f"{name} must be a feature-map shape (C, H, W) of positive ints, got {shape!r}: WKD-F needs a "
+                         "spatial map (a ViT's tokens laid on their patch grid), not a pooled vector")
+    if shape[1] * shape[2] < 2:
+        raise ValueError(f"{name} {tuple(shape)} has a single spatial position, so there is no distribution for WKD-F "
+                         "to match: choose an earlier hint_layer (a larger map)")
+    return tuple(shape)
+
 def _spatial_layer(cin, cout, s_hw, t_hw, kernel_same=1):
-    "The conv that maps an (s_h, s_w) map to (t_h, t_w) by the released shape rules."
+    "The layer(s) that map an (s_h, s_w) map to (t_h, t_w): the official shape rules, then conv + bilinear resize."
     (sh, sw), (th, tw) = s_hw, t_hw
     if (sh, sw) == (2 * th, 2 * tw):
-        return nn.Conv2d(cin, cout, 3, stride=2, padding=1)
+        return [nn.Conv2d(cin, cout, 3, stride=2, padding=1)]
     if (2 * sh, 2 * sw) == (th, tw):
-        return nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1)
+        return [nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1)]
+    same = lambda: nn.Conv2d(cin, cout, 3, padding=1) if kernel_same == 3 else nn.Conv2d(cin, cout, 1)
     if sh >= th and sw >= tw:
-        if (sh, sw) == (th, tw) and kernel_same == 3:
-            return nn.Conv2d(cin, cout, 3, padding=1)
-        return nn.Conv2d(cin, cout, (1 + sh - th, 1 + sw - tw))
-    raise ValueError(f"no projector maps a student feature of size {sh}×{sw} to the teacher's {th}×{tw}: supported are "
-                     "equal sizes, a student map 2× or ½× the teacher's, or a student map larger than the teacher's")
+        return [same() if (sh, sw) == (th, tw) else nn.Conv2d(cin, cout, (1 + sh - th, 1 + sw - tw))]
+    return [same(), nn.Upsample(size=(th, tw), mode="bilinear", align_corners=False)]   # the added rule
 
+# %% ../nbs/05_distill.ipynb #67d5a405
 def build_projector(
     s_shape: tuple,            # student hint feature (C_s, H_s, W_s)
     t_shape: tuple,            # teacher hint feature (C_t, H_t, W_t)
-    kind: str = "conv1x1",     # "conv1x1" (released ConvReg) or "bottleneck"
+    kind: str = "conv1x1",     # "conv1x1" (official ConvReg) or "bottleneck"
     hidden: int = 256,         # bottleneck width
 ) -> nn.Sequential:
-    "A projector from the student's hint feature to the teacher's shape, ending in BN + ReLU."
-    (cs, *s_hw), (ct, *t_hw) = s_shape, t_shape
+    """A projector from the student's hint feature map to the teacher's shape, ending in BN + ReLU.
+
+    conv1x1: one spatial layer C_s -> C_t; bottleneck: 1x1 conv C_s -> hidden, the spatial layer hidden -> hidden,
+    1x1 conv hidden -> C_t (no nonlinearity in between). The spatial layer follows the official shape rules (a
+    stride-2 3x3 conv for a student map twice the teacher's, a stride-2 4x4 transposed conv for half, a
+    (1 + dH) x (1 + dW) conv for a larger or equal one) and otherwise a conv at the student's resolution followed by
+    bilinear interpolation to the teacher's size. Any channel counts, any spatial sizes of at least 2 positions.
+
+    Parameters
+    ----------
+    s_shape, t_shape : (C, H, W)
+        Student and teacher hint-feature shapes without the batch (`wkd.models.feature_shapes`).
+    kind : {"conv1x1", "bottleneck"}
+    hidden : int
+        Bottleneck width (256 in the official code).
+
+    Returns
+    -------
+    nn.Sequential mapping (N, C_s, H_s, W_s) to (N, C_t, H_t, W_t).
+    """
+    (cs, *s_hw), (ct, *t_hw) = _check_shape("s_shape", s_shape), _check_shape("t_shape", t_shape)
     if kind == "conv1x1":
-        layers = [_spatial_layer(cs, ct, s_hw, t_hw)]
+        layers = _spatial_layer(cs, ct, s_hw, t_hw)
     elif kind == "bottleneck":
-        layers = [nn.Conv2d(cs, hidden, 1), _spatial_layer(hidden, hidden, s_hw, t_hw, kernel_same=3), nn.Conv2d(hidden, ct, 1)]
+        layers = [nn.Conv2d(cs, hidden, 1), *_spatial_layer(hidden, hidden, s_hw, t_hw, kernel_same=3), nn.Conv2d(hidden, ct, 1)]
     else:
         raise ValueError(f"projector must be 'conv1x1' or 'bottleneck', got {kind!r}")
     return nn.Sequential(*layers, nn.BatchNorm2d(ct), nn.ReLU(inplace=True))
 
 # %% ../nbs/05_distill.ipynb #244c97d6
 class Distiller(nn.Module):
-    "Teacher (frozen), student, projector and the loss terms of one method; `forward` gives logits and named losses."
+    """Teacher (frozen), student, projector and the loss terms of one method; `forward(x, y)` gives logits and named losses.
+
+    The training loss is the sum of the returned terms (Lv, Yang & Li 2024, §2):
+
+        ce    = ce_weight * CE(z_S, y)
+        wkd_l = L_t + lambda(e) * (1/N) sum_n <P_n, M>            (`wkd.losses.wkd_logit_loss`, WKD-L)
+        wkd_f = w_f(e) * (mean_cov_ratio * mean_loss + cov_loss)   (`wkd.losses.wkd_feature_loss` on the projected hint)
+        kd    = kd_weight * tau^2 KL(p_T || p_S)                   (`wkd.losses.kd_loss`, Hinton et al. 2015)
+
+    lambda(e) and w_f(e) follow the per-epoch cosine decay `wkd.config.loss_weight` (set with `set_epoch`). The WKD-L
+    kernel exp(-cost / reg), cost = ReLU(1 - exp(-kappa dist)) + 1e-8, is built once from `dist` by
+    `wkd.losses.logit_kernel` and kept as (non-persistent) buffers. Differentiated: the student and the projector
+    (`learnable_parameters()`); the teacher runs under no_grad in eval mode and its parameters are frozen.
+
+    Parameters
+    ----------
+    student : nn.Module
+        Supports `student(x, return_features=True)` -> (logits, {"feats": [...], "pooled": ...}).
+    teacher : nn.Module, optional
+        Frozen teacher with the same interface (None: plain training with CE).
+    dist : Tensor (C, C), optional
+        Class distance (1 - CKA, unsharpened), needed for WKD-L.
+    kappa : float
+        Sharpening of the distance (0: none).
+    temperature : float
+        tau of WKD-L's non-target softmax and of KD.
+    logit_weight : float
+        lambda, the initial weight of WKD-L's WD term (0: WKD-L off).
+    reg : float
+        Sinkhorn's entropic regularisation eta.
+    n_iters : int
+        Sinkhorn iterations.
+    feat_weight : float
+        w_f, the initial weight of WKD-F (0: off).
+    mean_cov_ratio : float
+        gamma_mc, the weight of WKD-F's mean term against its std term.
+    grid : int
+        WKD-F grid (1: the whole map).
+    projector : {"conv1x1", "bottleneck"}
+    hint_layer : int
+        Which entry of `feats` WKD-F uses.
+    var_floor : float
+        WKD-F variance floor (std = sqrt(var + var_floor)).
+    ce_weight, kd_weight : float
+        Weights of cross-entropy and of Hinton KD (0: off).
+    decay_start, epochs : int
+        E_d and E of the cosine decay of lambda and w_f.
+    image_size : int, optional
+        Input side used to find the feature shapes (default: the model's).
+    sinkhorn_kw, feature_kw : dict, optional
+        Extra options of `sinkhorn` (log_domain, tol, grad, guard) and of `wkd_feature_loss` (cov, divergence).
+
+    References
+    ----------
+    Lv, J., Yang, H. & Li, P. (2024). Wasserstein distance rivals Kullback-Leibler divergence for knowledge distillation. NeurIPS.
+    Hinton, G., Vinyals, O. & Dean, J. (2015). Distilling the knowledge in a neural network. arXiv:1503.02531.
+    """
     def __init__(self,
                  student: nn.Module,               # the network being trained
                  teacher: nn.Module | None = None, # frozen teacher (None: plain training with CE)
                  *,
-                 cost: Tensor | None = None,       # (C, C) distance (1 - CKA), unsharpened; needed for WKD-L
-                 kappa: float = 1.0,               # sharpening κ of the cost (0: none)
+                 dist: Tensor | None = None,       # (C, C) class distance (1 - CKA), unsharpened; needed for WKD-L
+                 kappa: float = 1.0,               # sharpening κ of the distance (0: none)
                  temperature: float = 4.0,         # τ of WKD-L's non-target softmax and of KD
-                 logit_weight: float = 0.0,        # γ of WKD-L (0: off)
-                 reg: float = 0.05,                # Sinkhorn ε
+                 logit_weight: float = 0.0,        # λ of WKD-L (0: off)
+                 reg: float = 0.05,                # Sinkhorn η
                  n_iters: int = 10,                # Sinkhorn iterations
                  feat_weight: float = 0.0,         # w_f of WKD-F (0: off)
                  mean_cov_ratio: float = 2.0,      # γ_mc: weight of the mean term against the std term
-                 grid: int = 1,                    # WKD-F grid
+                 grid: int = 1,                    # WKD-F grid (1: the whole map)
                  projector: str = "conv1x1",       # "conv1x1" or "bottleneck"
                  hint_layer: int = -1,             # which entry of `feats` WKD-F uses
-                 eps: float = 1e-5,                # WKD-F variance floor
+                 var_floor: float = 1e-5,          # WKD-F variance floor
                  ce_weight: float = 1.0,           # cross-entropy weight
                  kd_weight: float = 0.0,           # Hinton KD weight (0: off)
-                 decay_start: int = 0,             # E_d of the cosine decay of γ and w_f
+                 decay_start: int = 0,             # E_d of the cosine decay of λ and w_f
                  epochs: int = 1,                  # E, total epochs, for the decay
                  image_size: int | None = None,    # input side used to find feature shapes (default: the model's)
-                 sinkhorn_kw: dict | None = None,  # extra `sinkhorn` options for WKD-L (log_domain, tol, grad, eps)
+                 sinkhorn_kw: dict | None = None,  # extra `sinkhorn` options for WKD-L (log_domain, tol, grad, guard)
                  feature_kw: dict | None = None):  # extra `wkd_feature_loss` options (cov, divergence)
         super().__init__()
         needs_teacher = logit_weight or feat_weight or kd_weight
@@ -82,7 +166,7 @@ class Distiller(nn.Module):
         self.student, self.teacher = student, teacher
         if teacher is not None:
             teacher.requires_grad_(False).eval()
-        self.temperature, self.reg, self.n_iters, self.eps, self.grid = temperature, reg, n_iters, eps, grid
+        self.temperature, self.reg, self.n_iters, self.var_floor, self.grid = temperature, reg, n_iters, var_floor, grid
         self.mean_cov_ratio, self.hint_layer, self.ce_weight, self.kd_weight = mean_cov_ratio, hint_layer, ce_weight, kd_weight
         self.logit_weight0, self.feat_weight0, self.decay_start, self.epochs = logit_weight, feat_weight, decay_start, epochs
         self.sinkhorn_kw, self.feature_kw = dict(sinkhorn_kw or {}), dict(feature_kw or {})
@@ -92,19 +176,15 @@ class Distiller(nn.Module):
             self.projector = build_projector(s_shapes[hint_layer], t_shapes[hint_layer], projector)
         self._n_underflow = 0
         if logit_weight:
-            if cost is None: raise ValueError("WKD-L needs a cost matrix: pass cost=<(C, C) distance> (see wkd.cost)")
-            n_classes = _num_classes(student)
-            if cost.ndim != 2 or cost.shape[0] != cost.shape[1] or (n_classes and cost.shape[0] != n_classes):
-                raise ValueError(f"the cost matrix has shape {tuple(cost.shape)} but the student has {n_classes} classes: "
-                                 "use the cost matrix built for this dataset")
-            kern = gibbs_kernel(prepare_cost(cost.detach().float(), kappa), reg)
+            if dist is None: raise ValueError("WKD-L needs a cost matrix: pass dist=<(C, C) class distance> (see wkd.cost)")
+            kern = logit_kernel(dist.detach().float(), kappa, reg, num_classes=_num_classes(student))
             self._n_underflow = kern.n_underflow
             for name in ("cost", "K", "KT", "KM"):
                 self.register_buffer(f"kernel_{name}", getattr(kern, name), persistent=False)
         self.set_epoch(1)
 
     def set_epoch(self, epoch: int):
-        "Set γ and w_f for `epoch` (1-based) by the cosine decay; call once per epoch."
+        "Set λ and w_f for `epoch` (1-based) by the cosine decay; call once per epoch."
         self.epoch = epoch
         self.logit_weight = loss_weight(self.logit_weight0, epoch, self.epochs, self.decay_start) if self.logit_weight0 else 0.0
         self.feat_weight = loss_weight(self.feat_weight0, epoch, self.epochs, self.decay_start) if self.feat_weight0 else 0.0
@@ -140,7 +220,7 @@ class Distiller(nn.Module):
                 losses["wkd_l"] = wkd_logit_loss(zs, logits_t.float(), target, self.kernel, self.temperature,
                                                  self.logit_weight, n_iters=self.n_iters, check=False, **self.sinkhorn_kw)
             if self.feat_weight0:
-                mean_l, cov_l = wkd_feature_loss(f_s.float(), feats_t["feats"][self.hint_layer].float(), self.eps,
+                mean_l, cov_l = wkd_feature_loss(f_s.float(), feats_t["feats"][self.hint_layer].float(), self.var_floor,
                                                  self.grid, **self.feature_kw)
                 losses["wkd_f"] = self.feat_weight * (self.mean_cov_ratio * mean_l + cov_l)
             if self.kd_weight:
@@ -148,12 +228,12 @@ class Distiller(nn.Module):
         return logits, losses
 
     @classmethod
-    def from_config(cls, cfg, student, teacher=None, cost=None, **kw):
-        "Build from a `wkd.config.TrainConfig`."
-        return cls(student, teacher, cost=cost, kappa=cfg.kappa, temperature=cfg.temperature,
+    def from_config(cls, cfg, student, teacher=None, dist=None, **kw):
+        "Build from a `wkd.config.TrainConfig` (its method's weights, Sinkhorn and WKD-F settings)."
+        return cls(student, teacher, dist=dist, kappa=cfg.kappa, temperature=cfg.temperature,
                    logit_weight=cfg.logit_weight, reg=cfg.reg, n_iters=cfg.n_iters, feat_weight=cfg.feat_weight,
                    mean_cov_ratio=cfg.mean_cov_ratio, grid=cfg.grid, projector=cfg.projector, hint_layer=cfg.hint_layer,
-                   eps=cfg.eps, ce_weight=cfg.ce_weight, kd_weight=cfg.kd_weight, decay_start=cfg.decay_start,
+                   var_floor=cfg.var_floor, ce_weight=cfg.ce_weight, kd_weight=cfg.kd_weight, decay_start=cfg.decay_start,
                    epochs=cfg.epochs, **kw)
 
 def _num_classes(model):
