@@ -5,11 +5,12 @@ Starts JupyterLab headless on loopback, opens a copy of the notebook in headless
 all cells, checks that no cell produced an error, moves the temperature slider of the app, and checks that the plot
 changed. Screenshots of the app before and after go to `--out`. Prints one summary line; exit code 0 = pass, 1 = fail.
 
-    python tools/browser_check.py --out /tmp/browser_check
+    python tests/browser_check.py --out /tmp/browser_check [--run RUN_FOLDER]
 
 Needs the Playwright Python package (`pip install playwright`) and a Chromium binary (Debian: `apt-get install -y
 chromium`, found at /usr/bin/chromium); Playwright's own browser download is not used. The notebook is copied into a
-temporary folder first, and autosave is off, so the check never writes to `nbs/`.
+temporary folder first, and autosave is off, so the check never writes to `nbs/`. `--run` sets the notebook's `run`
+parameter in that copy (the explorer opens the project's default run otherwise).
 """
 import argparse
 import json
@@ -98,12 +99,23 @@ def wait_until(pred, timeout, what, poll=0.5):
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def check(out, notebook, timeout):
+def copy_notebook(notebook, dest, run=None):
+    "Copy `notebook` to `dest`; with `run`, append `run = '<run>'` to its papermill parameters cell."
+    nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
+    if run is not None:
+        cell = next((c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+        if cell is None: raise ValueError(f"{notebook} has no cell tagged 'parameters' to set run in")
+        src = "".join(cell["source"])
+        cell["source"] = src + ("" if src.endswith("\n") else "\n") + f"run = {str(run)!r}\n"
+    Path(dest).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def check(out, notebook, timeout, run=None):
     from playwright.sync_api import sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="wkd_browser_check_"))
-    shutil.copy(notebook, work / notebook.name)
+    copy_notebook(notebook, work / notebook.name, run)
     port, token = free_port(), secrets.token_hex(16)
     log = open(out / "jupyter.log", "w")
     proc = None
@@ -189,10 +201,12 @@ def main(argv=None):
                     help="folder for the screenshots and the JupyterLab log")
     ap.add_argument("--notebook", type=Path, default=ROOT / "nbs" / "explore_transport.ipynb")
     ap.add_argument("--timeout", type=float, default=300, help="seconds allowed for running all cells")
+    ap.add_argument("--run", type=Path, default=None, help="run folder for the explorer (default: the notebook's)")
     args = ap.parse_args(argv)
     t0 = time.time()
     try:
-        summary = check(args.out.resolve(), args.notebook.resolve(), args.timeout)
+        summary = check(args.out.resolve(), args.notebook.resolve(), args.timeout,
+                        args.run.resolve() if args.run else None)
     except Exception as e:  # one line, whatever failed
         print(f"browser check FAILED after {time.time() - t0:.1f} s: {type(e).__name__}: {e} (output in {args.out})")
         return 1
