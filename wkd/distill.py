@@ -236,6 +236,7 @@ class Distiller(nn.Module):
                    var_floor=cfg.var_floor, ce_weight=cfg.ce_weight, kd_weight=cfg.kd_weight, decay_start=cfg.decay_start,
                    epochs=cfg.epochs, **kw)
 
+# %% ../nbs/05_distill.ipynb #0b7cbf67
 def _num_classes(model):
     "The classifier's output size of a zoo model, if it can be read off its last Linear layer."
     lin = [m for m in model.modules() if isinstance(m, nn.Linear)]

@@ -277,6 +277,7 @@ def _kl_diag(mean_p, std_p, mean_q, std_q):
     r = (std_p / std_q).square()
     return 0.5 * (r - 1 - r.log() + ((mean_p - mean_q) / std_q).square()).sum(-1)
 
+# %% ../nbs/01_gaussian.ipynb #39cac29f
 def gaussian_kl(
     mean_p: torch.Tensor,  # means of p (..., C)
     scale_p: torch.Tensor,  # std of p (..., C) for diagonal Gaussians, or covariance (..., C, C)

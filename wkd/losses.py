@@ -88,6 +88,7 @@ def _check_kernel(kernel, C):
         raise ValueError(f"the cost matrix is {kernel.cost.shape[0]}×{kernel.cost.shape[0]} but the logits have {C} "
                          "classes: use the cost matrix of this dataset")
 
+# %% ../nbs/03_losses.ipynb #267eed6f
 def wkd_logit_loss(
     logits_s: Tensor,              # (N, C) student logits
     logits_t: Tensor,              # (N, C) teacher logits (no gradient is taken through them)

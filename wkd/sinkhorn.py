@@ -37,6 +37,7 @@ def _check_cost(cost):
         raise ValueError(f"cost must be a square (C, C) matrix, got shape {tuple(cost.shape)}")
     if not torch.isfinite(cost).all(): raise ValueError("cost has NaN or infinite entries: fix the cost matrix")
 
+# %% ../nbs/00_sinkhorn.ipynb #360d6d6f
 def gibbs_kernel(cost: Tensor, reg: float = 0.05, check: bool = True) -> GibbsKernel:
     """The Gibbs kernel K = exp(-cost / reg) of a transport cost, and what `sinkhorn` needs from it, built once.
 
