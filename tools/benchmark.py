@@ -5,10 +5,12 @@
     python tools/benchmark.py transport --sizes 64x100 256x1000
     python tools/benchmark.py distill              # Distiller step: WKD-L (and WKD-L+F) vs KD, CIFAR and ImageNet shapes
     python tools/benchmark.py distill --settings cifar100_r32x4_r8x4 --batch 64
+    python tools/benchmark.py features             # torchvision:resnet18 (torch.fx features) vs the zoo's ResNet18
+    python tools/benchmark.py features --image-size 112 --batch 16 --timm
 
 Times are medians over repeats (CUDA events on GPU, perf_counter on CPU); memory is the peak above what was allocated
 before the step (CUDA: max_memory_allocated; CPU: peak resident set size, read from /proc after resetting it).
-Needs only torch (it runs where POT and papermill are absent).
+Needs only torch and torchvision (it runs where POT, papermill and timm are absent; `features --timm` needs timm).
 """
 import argparse
 import gc
@@ -171,6 +173,65 @@ def bench_distill(args, device):
             gc.collect()
 
 
+# -------------------------------------------------------------------------------------------------------- features
+def _interleaved(fns, device, repeats):
+    "Median seconds of each `fns[k]()`, timed in turns (k = 0, 1, ..., 0, 1, ...) so drifts hit all alike."
+    for fn in fns: fn(); fn()
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for k, fn in enumerate(fns):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record(); fn(); end.record(); torch.cuda.synchronize()
+                times[k].append(start.elapsed_time(end) / 1e3)
+            else:
+                t0 = time.perf_counter(); fn(); times[k].append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
+
+
+def bench_features(args, device):
+    "One training step of the same ResNet-18 with its feature map taken by the zoo's own forward or the generic path."
+    import torch.nn.functional as F
+    from wkd.models import get_model, load_weights
+
+    size, batch = args.image_size, args.batch or (256 if device.type == "cuda" else 16)
+    amp = device.type == "cuda"
+    print(f"feature extraction: forward(return_features=True) + CE + mean(feats[-1]^2) + backward + SGD step, "
+          f"{batch}x3x{size}x{size}{', AMP fp16' if amp else ', fp32'}; device: {device_name(device)}")
+    zoo = get_model("ResNet18", 100, dataset="imagenet").to(device)
+    models = {"zoo ResNet18 (built-in feats)": zoo}
+    tv = load_weights(get_model("torchvision:resnet18", 100, dataset="imagenet", image_size=size), zoo.state_dict())
+    models["torchvision:resnet18 (torch.fx)"] = tv.to(device)
+    if args.timm:
+        models["timm:resnet18 (forward_features)"] = get_model("timm:resnet18", 100, "imagenet", image_size=size).to(device)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 3, size, size, generator=gen).to(device)
+    y = torch.randint(0, 100, (batch,), generator=gen).to(device)
+    with torch.no_grad():
+        zl, zf = zoo.eval()(x, return_features=True)
+        tl, tf = tv.eval()(x, return_features=True)
+    print(f"same network, same weights: max |Δlogits| = {float((zl - tl).abs().max()):.1e}, "
+          f"max |Δfeats[-1]| = {float((zf['feats'][-1] - tf['feats'][-1]).abs().max()):.1e}")
+
+    def stepper(m):
+        m.train()
+        opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
+        scaler = torch.amp.GradScaler(enabled=amp)
+        def step():
+            with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                logits, f = m(x, return_features=True)
+            loss = F.cross_entropy(logits.float(), y) + f["feats"][-1].float().pow(2).mean()
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward(); scaler.step(opt); scaler.update()
+        return step
+
+    times = _interleaved([stepper(m) for m in models.values()], device, args.repeats)
+    print(f"{'model':>34} | {'step':>10} | {'vs zoo':>7}")
+    for (name, _), t in zip(models.items(), times):
+        print(f"{name:>34} | {t*1e3:7.1f} ms | {100 * (t / times[0] - 1):+6.1f}%")
+
+
 def _ratio(ref, ours):
     return "n/a" if not ours > 0 else f"{ref / ours:.0f}x"
 
@@ -202,19 +263,22 @@ def main(argv=None):
         os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"
         os.execv(sys.executable, [sys.executable] + sys.argv)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["transport", "distill"], help="which benchmark")
+    p.add_argument("what", choices=["transport", "distill", "features"], help="which benchmark")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--sizes", nargs="+", default=["64x100", "64x1000", "256x1000", "512x1000", "256x10000"])
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--settings", nargs="+", default=["cifar100_r32x4_r8x4", "imagenet_r34_r18"],
                    help="distill: wkd.config settings to time")
-    p.add_argument("--batch", type=int, default=None, help="distill: batch size (default 64 CIFAR, 256 ImageNet)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="distill: batch size (default 64 CIFAR, 256 ImageNet); features: default 256 GPU, 16 CPU")
     p.add_argument("--channels-last", action="store_true", help="distill: channels_last memory format")
+    p.add_argument("--image-size", type=int, default=224, help="features: input side")
+    p.add_argument("--timm", action="store_true", help="features: also time timm:resnet18 (needs timm)")
     args = p.parse_args(argv)
     device = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = False
     print(f"torch {torch.__version__}")
-    {"transport": bench_transport, "distill": bench_distill}[args.what](args, device)
+    {"transport": bench_transport, "distill": bench_distill, "features": bench_features}[args.what](args, device)
 
 
 if __name__ == "__main__":

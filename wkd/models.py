@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
 
 from .checks import check_int
 from .models_cifar import (ZooNet, resnet_cifar, resnet18_cifar, resnet50_cifar, wrn, vgg, mobilenetv2_half,
@@ -107,6 +106,7 @@ CIFAR_TEACHERS = {"resnet32x4": "cifar_teachers/resnet32x4_vanilla/ckpt_epoch_24
 def _fetch(url, dst, sha256=None):
     """Stream `url` into `dst` (atomically) with a progress bar; the byte count must equal the server's
     Content-Length and the SHA-256 `sha256` when given. Returns the SHA-256 (hex) of what was written."""
+    from tqdm.auto import tqdm
     from wkd.checkpoint import atomic_write
     h, n = hashlib.sha256(), 0
     with urllib.request.urlopen(url, timeout=60) as r:
