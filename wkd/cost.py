@@ -37,7 +37,7 @@ def _check_feats(feats):
 def _chunk(chunk, per_class, n):
     "Classes per block: `chunk` if given, else as many as keep a block near `BLOCK_ELEMS`."
     if chunk is None: return max(1, min(n, BLOCK_ELEMS // max(1, per_class)))
-    return min(n, check_int(chunk, "chunk (classes per block; None: automatic)"))
+    return min(n, check_int(chunk, "chunk", allow_none=True))   # classes per block; None: automatic
 
 def _mirror(h):
     "Fill the lower triangle from the upper one (only pairs j ≥ i are computed)."
