@@ -123,6 +123,7 @@ def _fetch(url, dst, sha256=None):
         atomic_write(dst, write)
     return h.hexdigest()
 
+# %% ../nbs/04_models.ipynb #4e272062
 def _safe_members(tar, dest):
     "`[(member, target path)]` of a tar; refuses absolute paths, `..` leaving `dest`, links and special files."
     out = []
@@ -222,6 +223,7 @@ def _mismatch_report(model, sd):
     shapes = [(k, tuple(sd[k].shape), tuple(own[k].shape)) for k in own if k in sd and sd[k].shape != own[k].shape]
     return missing, unexpected, shapes
 
+# %% ../nbs/04_models.ipynb #7bc3286c
 def _explain(arch, model, missing, unexpected, shapes):
     msg = [f"checkpoint does not match {arch} ({len(model.state_dict())} entries expected):"]
     if missing: msg.append(f"{len(missing)} missing: {_examples(missing)}")

@@ -373,6 +373,7 @@ class ShuffleV2Down(nn.Module):
         right = F.relu(self.bn5(self.conv5(self.bn4(self.conv4(right)))))
         return channel_shuffle(torch.cat([left, right], 1), 2)
 
+# %% ../nbs/04a_models_cifar.ipynb #f195d11a
 class ShuffleNetV2(ZooNet):
     "ShuffleNetV2 (1×) for 32×32 inputs (`ShuffleV2`)."
     def __init__(self, num_classes:int=100, widths=(116, 232, 464), n_units=(4, 8, 4), last:int=1024):
