@@ -1,7 +1,7 @@
 #!/usr/bin/env python
-"""Multi-process check of `wkd.train.train` on the CPU (Gloo), a few seconds of tiny WKD-L+F training:
+"""Test harness (run by tests/test_ddp.py): a multi-process check of `wkd.train.train` on the CPU (Gloo), a few seconds of tiny WKD-L+F training:
 
-    torchrun --standalone --nproc_per_node 2 tools/ddp_smoke.py OUT_DIR
+    torchrun --standalone --nproc_per_node 2 tests/ddp_smoke.py OUT_DIR
 
 Checks that
 - every process ends with identical weights (their data shards differ, so gradients were averaged),
@@ -62,15 +62,15 @@ def main(out):
 
     # the all-reduced accuracy is the accuracy on the whole test set
     if rank == 0:
-        model = load_weights(get_model("resnet8", 10), out / "straight" / "student.pt").eval()
+        model = load_weights(get_model("resnet8", 10), out / "straight" / "model.pt").eval()
         with torch.no_grad():
             pred = torch.cat([model(te[i][0][None]).argmax(1) for i in range(len(te))])
         labels = torch.tensor([te[i][1] for i in range(len(te))])
         top1 = 100 * (pred == labels).double().mean().item()
         assert abs(top1 - res["last_top1"]) < 1e-9, (top1, res["last_top1"])
         assert res["history"][-1]["world_size"] == 2
-        assert sorted(p.name for p in (out / "straight").iterdir()) == sorted(
-            ["best.pt", "config.json", "latest.pt", "metrics.jsonl", "results.json", "student.pt"])
+        assert sorted(p.name for p in (out / "straight").iterdir()) == sorted(  # .lock: rank 0's, released
+            [".lock", "best.pt", "config.json", "latest.pt", "metrics.jsonl", "model.pt", "results.json"])
     dist.barrier()
 
     # stop after epoch 1, resume: the same weights as the straight run
