@@ -5,3 +5,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 for _b in ("JAX", "TENSORFLOW", "CUPY"):
     os.environ.setdefault(f"POT_BACKEND_DISABLE_{_b}", "1")
+# jupyter_core warns on every import that it will move its config paths to platformdirs: opt in now (nothing of ours
+# lives in those paths), which also silences the DeprecationWarning in every test that starts a kernel.
+os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
