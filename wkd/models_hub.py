@@ -6,7 +6,7 @@
 __all__ = ['tokens_to_map', 'HubNet', 'torchvision_nodes', 'TorchvisionNet', 'TimmNet', 'replace_head', 'torchvision_weights',
            'torchvision_state_dict', 'torchvision_model', 'timm_model']
 
-# %% ../nbs/04c_models_hub.ipynb #5cfafa8b
+# %% ../nbs/04c_models_hub.ipynb #ddea4eb8
 import difflib
 import importlib
 from pathlib import Path
@@ -18,7 +18,7 @@ import torchvision.models as tvm
 from torch import Tensor
 from torchvision.models import feature_extraction as fe
 
-# %% ../nbs/04c_models_hub.ipynb #eb7fbf87
+# %% ../nbs/04c_models_hub.ipynb #f89ec21c
 def tokens_to_map(tokens:Tensor, # (N, P + h·w, D): P prefix tokens, then the patch tokens row by row
                   grid:tuple, # (h, w): patch rows and columns
                   num_prefix:int=0): # P: class / register / distillation tokens to drop
@@ -34,7 +34,7 @@ def tokens_to_map(tokens:Tensor, # (N, P + h·w, D): P prefix tokens, then the p
     n, _, d = tokens.shape
     return tokens[:, num_prefix:].transpose(1, 2).reshape(n, d, h, w)
 
-# %% ../nbs/04c_models_hub.ipynb #55a4e943
+# %% ../nbs/04c_models_hub.ipynb #691da8f1
 class HubNet(nn.Module):
     """A torchvision or timm classifier with the zoo's interface.
 
@@ -54,7 +54,7 @@ class HubNet(nn.Module):
 
     def extra_repr(self): return f"arch={self.arch!r}, image_size={self.image_size}"
 
-# %% ../nbs/04c_models_hub.ipynb #872c7ebb
+# %% ../nbs/04c_models_hub.ipynb #a940ba26
 _POOL_METHODS = ("mean", "amax")
 
 def _is_global_pool(node, root):
@@ -91,7 +91,7 @@ def torchvision_nodes(model:nn.Module): # a torchvision classifier
     raise ValueError(f"{type(model).__name__}: no global pooling found; pass feature_layer= a node name of "
                      "torchvision.models.feature_extraction.get_graph_node_names(model)")
 
-# %% ../nbs/04c_models_hub.ipynb #9e6168c3
+# %% ../nbs/04c_models_hub.ipynb #ba28657b
 class TorchvisionNet(HubNet):
     "A `torchvision.models` classifier behind the zoo's interface (see `HubNet`); features via torch.fx."
     def __init__(self, model:nn.Module, arch:str, image_size:int, num_classes:int,
@@ -124,7 +124,7 @@ class TorchvisionNet(HubNet):
         pooled = pooled[:, 0] if pooled.ndim == 3 else pooled.flatten(1)
         return [self._as_map(out[k], x) for k in fkeys], pooled, out[lkey]
 
-# %% ../nbs/04c_models_hub.ipynb #223664c7
+# %% ../nbs/04c_models_hub.ipynb #d1f14a8d
 def _timm_grid(model, x):
     "Patch grid `(h, w)` of a timm ViT-style model for the input `x`."
     pe = model.patch_embed
@@ -159,7 +159,7 @@ class TimmNet(HubNet):
         pooled = m.forward_head(out, pre_logits=True)
         return feats, pooled, m.get_classifier()(pooled)
 
-# %% ../nbs/04c_models_hub.ipynb #c1115eb1
+# %% ../nbs/04c_models_hub.ipynb #9c7cd05f
 def replace_head(model:nn.Module, # a classifier whose last Linear (or 1×1 conv) gives `old` class scores
                  num_classes:int, # the new class count
                  old:int=1000): # class count of the loaded weights
@@ -177,7 +177,7 @@ def replace_head(model:nn.Module, # a classifier whose last Linear (or 1×1 conv
     setattr(model.get_submodule(parent), attr, new.to(m.weight.device, m.weight.dtype))
     return name
 
-# %% ../nbs/04c_models_hub.ipynb #c35bad4e
+# %% ../nbs/04c_models_hub.ipynb #2f359a73
 def _close(name, names):
     near = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
     return f" (did you mean {', '.join(near)}?)" if near else ""
@@ -203,7 +203,7 @@ def torchvision_state_dict(builder:str, tag:str="DEFAULT"):
     try: return weights.get_state_dict(progress=True, check_hash=True)
     except OSError as e: raise _download_error(builder, weights, e) from e
 
-# %% ../nbs/04c_models_hub.ipynb #d53b4197
+# %% ../nbs/04c_models_hub.ipynb #9fc3e928
 def torchvision_model(builder:str, # a torchvision classification builder, e.g. "resnet18", "vit_b_16"
                       num_classes:int, # K: classifier outputs
                       image_size:int=224, # side of the input images (ViT builders are built for it)
@@ -226,7 +226,7 @@ def torchvision_model(builder:str, # a torchvision classification builder, e.g. 
             replace_head(net, num_classes, len(weights.meta["categories"]))
     return TorchvisionNet(net, f"torchvision:{builder}", image_size, num_classes, feature_layer)
 
-# %% ../nbs/04c_models_hub.ipynb #215603d7
+# %% ../nbs/04c_models_hub.ipynb #4fff5dd6
 def _timm():
     try: return importlib.import_module("timm")
     except ImportError as e:
