@@ -18,7 +18,7 @@ from wkd.config import get_config
 from wkd.cost import load_cost
 from wkd.data import get_datasets
 from wkd.images import ImageReadError, write_tree
-from wkd.models import get_model
+from wkd.models import feature_shapes, get_model
 from wkd.train import train
 
 try:
@@ -214,8 +214,9 @@ def test_fewer_images_than_one_batch(tmp_path, tree):
 
 def test_image_size_too_small_for_the_model():
     _need("timm:test_vit")
-    with pytest.raises(ValueError, match="image_size"):
-        get_model("timm:test_vit", 3, image_size=8)  # 16-px patches do not fit an 8-px image
+    model = get_model("timm:test_vit", 3, image_size=8)  # 16-px patches do not fit an 8-px image
+    with pytest.raises(ValueError, match="image_size=8 does not fit timm:test_vit"):
+        feature_shapes(model)
 
 
 def test_recipe_overrides_and_required_class_count():
