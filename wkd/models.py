@@ -350,7 +350,9 @@ def get_model(name:str, # zoo name ("resnet32x4", "wrn_40_2", "ResNet34"; see `l
 # %% ../nbs/04_models.ipynb #4b2d48fc
 def feature_shapes(model:nn.Module, # a zoo model (or any module with the `return_features` interface)
                    image_size:int|None=None): # input side; default the model's `image_size` (32 or 224)
-    "`[(C_s, H_s, W_s), ...]` of `feats` and `(D,)` of `pooled` for one `image_size`² RGB image."
+    """`[(C_s, H_s, W_s), ...]` of `feats` and `(D,)` of `pooled` for one `image_size`² RGB image.
+
+    A size the model cannot take (a ViT built for another `img_size`, maps shrunk to nothing) raises ValueError."""
     m = _unwrap(model)
     size = image_size or getattr(m, "image_size", 32)
     p = next(m.parameters())
@@ -358,6 +360,9 @@ def feature_shapes(model:nn.Module, # a zoo model (or any module with the `retur
     try:
         with torch.no_grad():
             _, f = m.eval()(torch.zeros(1, 3, size, size, device=p.device, dtype=p.dtype), return_features=True)
+    except (RuntimeError, AssertionError, ValueError) as e:
+        raise ValueError(f"image_size={size} does not fit {getattr(m, 'arch', type(m).__name__)} "
+                         f"({type(e).__name__}: {e}); use the size the model was built for, or a larger one") from e
     finally:
         m.train(was_training)
     return [tuple(t.shape[1:]) for t in f["feats"]], tuple(f["pooled"].shape[1:])
