@@ -48,7 +48,7 @@ def main():
     if not ckpt:
         t = train(get_config("teacher", setting=a.setting), a.out / "teacher", resume=True, **kw)
         print(f"teacher {t['student']}: best {t['best_top1']:.2f} last {t['last_top1']:.2f} ({t['train_s']:.0f} s)")
-        ckpt = a.out / "teacher" / "student.pt"
+        ckpt = a.out / "teacher" / "model.pt"
     teacher = load_teacher(cfg0, ckpt)
     cost = load_cost(build_cost_matrix(cfg0, teacher, train_ds, test_ds, root=a.out / "cost_matrices")).dist
     rows = []
