@@ -255,7 +255,8 @@ def load_weights(model:nn.Module, # the network to fill (may be compiled or wrap
         p = Path(path_or_state).expanduser()
         if not p.is_file():
             raise FileNotFoundError(f"path_or_state={str(path_or_state)!r}: no such file")
-        path_or_state = torch.load(p, map_location=map_location, weights_only=True)
+        from wkd.checkpoint import load_checkpoint  # torch.load(weights_only=True), with clear errors
+        path_or_state = load_checkpoint(p, map_location)
     sd = extract_state_dict(path_or_state, prefix)
     if isinstance(target, HubNet) and sd and not any(k.startswith("model.") for k in sd):
         target = target.model  # the bare torchvision/timm network's own state dict
