@@ -88,7 +88,7 @@ class Bottleneck(nn.Module):
 
 # %% ../nbs/04a_models_cifar.ipynb #072cca26
 class CifarResNet(ZooNet):
-    "3×3 stem (no max-pool) and stages of residual blocks; stage `s > 0` halves the resolution."
+    "CIFAR ResNet (He et al. 2016): 3×3 stem (no max-pool), stages of residual blocks; stage `s > 0` halves the map."
     def __init__(self, block:type, # `BasicBlock` or `Bottleneck`
                  n_blocks:list, # blocks per stage, e.g. [5, 5, 5]
                  widths:list, # planes per stage, e.g. [16, 32, 64]
@@ -165,7 +165,7 @@ class WideGroup(nn.Module):
 
 # %% ../nbs/04a_models_cifar.ipynb #31559372
 class WideResNet(ZooNet):
-    "WRN-`depth`-`widen` for 32×32 inputs."
+    "WRN-`depth`-`widen` for 32×32 inputs (Zagoruyko & Komodakis 2016)."
     def __init__(self, depth:int, # 6n+4: 16, 22, 28, 40, …
                  widen:int, # width multiplier k
                  num_classes:int=100,
@@ -210,7 +210,7 @@ def _vgg_block(cin, widths):
     return nn.Sequential(*layers[:-1])
 
 class VGG(ZooNet):
-    "VGG-`depth` with BN for 32×32 inputs."
+    "VGG-`depth` with BN for 32×32 inputs (Simonyan & Zisserman 2015)."
     def __init__(self, depth:int, # 8, 11, 13, 16 or 19
                  num_classes:int=100):
         super().__init__()
@@ -256,7 +256,7 @@ class InvertedResidual(nn.Module):
 MBV2_SETTING = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
 
 class MobileNetV2(ZooNet):
-    "MobileNetV2 for 32×32 inputs; `width=0.5` is the benchmark's `mobile_half`."
+    "MobileNetV2 (Sandler et al. 2018) for 32×32 inputs; `width=0.5` is the benchmark's `mobile_half`."
     def __init__(self, num_classes:int=100, width:float=0.5, expand:int=6):
         super().__init__()
         cin = int(32 * width)
@@ -314,7 +314,7 @@ class ShuffleV1Unit(nn.Module):
         return F.relu(out + x)
 
 class ShuffleNetV1(ZooNet):
-    "ShuffleNetV1 (g=3) for 32×32 inputs (`ShuffleV1`)."
+    "ShuffleNetV1 (Zhang et al. 2018), g=3, for 32×32 inputs (`ShuffleV1`)."
     def __init__(self, num_classes:int=100, widths=(240, 480, 960), n_units=(4, 8, 4), groups:int=3):
         super().__init__()
         self.conv1, self.bn1 = nn.Conv2d(3, 24, 1, bias=False), nn.BatchNorm2d(24)
@@ -375,7 +375,7 @@ class ShuffleV2Down(nn.Module):
 
 # %% ../nbs/04a_models_cifar.ipynb #f195d11a
 class ShuffleNetV2(ZooNet):
-    "ShuffleNetV2 (1×) for 32×32 inputs (`ShuffleV2`)."
+    "ShuffleNetV2 (Ma et al. 2018), 1×, for 32×32 inputs (`ShuffleV2`)."
     def __init__(self, num_classes:int=100, widths=(116, 232, 464), n_units=(4, 8, 4), last:int=1024):
         super().__init__()
         self.conv1, self.bn1 = nn.Conv2d(3, 24, 1, bias=False), nn.BatchNorm2d(24)

@@ -14,7 +14,7 @@ from .models_cifar import ZooNet, _pool
 
 # %% ../nbs/04b_models_imagenet.ipynb #8b25cfb7
 class ImageNetResNet(ZooNet, _tvr.ResNet):
-    "torchvision's ResNet (identical state dict) with the zoo's `forward(x, return_features=False)`."
+    "torchvision's ResNet (He et al. 2016; identical state dict) with the zoo's `forward(x, return_features=False)`."
     image_size = 224
 
     def __init__(self, block:type, # torchvision `BasicBlock` or `Bottleneck`
@@ -60,7 +60,7 @@ MBV1_BLOCKS = [(32, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2), (256, 25
                *[(512, 512, 1)] * 5, (512, 1024, 2), (1024, 1024, 1)]
 
 class MobileNetV1(ZooNet):
-    "MobileNetV1 (width 1.0) for 224×224 inputs (`MobileNetV1`)."
+    "MobileNetV1 (Howard et al. 2017), width 1.0, for 224×224 inputs (`MobileNetV1`)."
     image_size = 224
     feat_at = (3, 5, 11, 13)  # indices into `model` whose outputs are the stage features
 
