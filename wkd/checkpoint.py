@@ -5,6 +5,7 @@
 # %% ../nbs/08_checkpoint.ipynb #0fdf3742
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import pickle
@@ -16,8 +17,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['rng_state', 'set_rng_state', 'atomic_write', 'clean_temp_files', 'CheckpointError', 'UnsafeCheckpointError',
-           'save_checkpoint', 'load_checkpoint', 'RunLockedError', 'RunLock']
+__all__ = ['PLAIN_DATA_GLOBALS', 'rng_state', 'set_rng_state', 'atomic_write', 'clean_temp_files', 'CheckpointError',
+           'UnsafeCheckpointError', 'save_checkpoint', 'load_checkpoint', 'RunLockedError', 'RunLock']
 
 # %% ../nbs/08_checkpoint.ipynb #7bcd8a61
 def rng_state() -> dict:
@@ -88,6 +89,20 @@ def clean_temp_files(folder: str | Path) -> list[Path]:  # the files removed
     for p in gone: p.unlink(missing_ok=True)
     return gone
 
+# %% ../nbs/08_checkpoint.ipynb #42c7c6c5
+def _numpy_scalar():
+    "numpy's scalar reconstructor (`numpy._core` from numpy 2 on, `numpy.core` before)."
+    core = getattr(np, "_core", None) or np.core
+    return core.multiarray.scalar
+
+
+PLAIN_DATA_GLOBALS = (  # what `load_checkpoint` admits beyond tensors and containers: values, no code
+    (_numpy_scalar(), "numpy.core.multiarray.scalar"),  # numpy scalars (e.g. an accuracy) pickled by numpy 1
+    (_numpy_scalar(), "numpy._core.multiarray.scalar"),  # ... and by numpy 2
+    np.dtype, *(getattr(np.dtypes, n) for n in getattr(getattr(np, "dtypes", None), "__all__", ())),  # their dtypes
+    argparse.Namespace,  # a training script's options
+)
+
 # %% ../nbs/08_checkpoint.ipynb #76881029
 class CheckpointError(RuntimeError):
     "A checkpoint file that exists but cannot be read (truncated, corrupt, unsafe, or not a checkpoint)."
@@ -114,12 +129,14 @@ def _unsafe_reason(e: Exception) -> str | None:
 def load_checkpoint(path: str | Path,  # a file written by `save_checkpoint` (or any `torch.save` file)
                     map_location="cpu",  # where tensors go
                    ):
-    "Read a checkpoint with `torch.load(..., weights_only=True)`; a file that cannot be read raises `CheckpointError`."
+    """Read a checkpoint with `torch.load(..., weights_only=True)`, admitting `PLAIN_DATA_GLOBALS` (numpy scalars and
+    dtypes, `argparse.Namespace`) besides tensors and containers; a file that cannot be read raises `CheckpointError`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(list(PLAIN_DATA_GLOBALS)):
+            return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         reason = _unsafe_reason(e)
         if reason is not None:
