@@ -42,8 +42,8 @@ def main(out):
                      lr_milestones=[2], decay_start=1)
     torch.manual_seed(0)
     teacher = get_model("resnet8", 10).eval()
-    cost = teacher_cost_matrix(teacher, tr, per_class=2)
-    kw = dict(teacher=teacher, cost=cost, data=(tr, te), progress=False, verbose=False)
+    class_dist = teacher_cost_matrix(teacher, tr, per_class=2)  # (`dist` is torch.distributed here)
+    kw = dict(teacher=teacher, dist=class_dist, data=(tr, te), progress=False, verbose=False)
 
     # shards: disjoint between processes, different from one epoch to the next
     loader = make_train_loader(tr, cfg.batch_size, cfg.seed, rank, world)

@@ -33,9 +33,9 @@ def setup():
     train_ds, test_ds, _ = get_datasets("fashion_mnist")
     torch.manual_seed(0)
     teacher = get_model("resnet8", 10).eval()
-    cost = 1 - torch.eye(10)
-    cost[0, 1] = cost[1, 0] = 0.3
-    kw = dict(teacher=teacher, cost=cost, data=(subsample(train_ds, 6), subsample(test_ds, 4)), progress=False,
+    dist = 1 - torch.eye(10)  # a class distance (1 − CKA)
+    dist[0, 1] = dist[1, 0] = 0.3
+    kw = dict(teacher=teacher, dist=dist, data=(subsample(train_ds, 6), subsample(test_ds, 4)), progress=False,
               verbose=False)
     return get_config("wkd_lf", **TINY), kw, (train_ds, test_ds)
 

@@ -44,6 +44,7 @@ from wkd import checkpoint, config as wconfig, runs
 from wkd.checkpoint import load_checkpoint
 from wkd.config import get_config
 from wkd.data import TensorImageDataset
+from wkd.cost import COST_FLOOR
 from wkd.distill import Distiller
 from wkd.models import get_model
 from wkd.sinkhorn import drop_class, gibbs_kernel, per_sample_cost, sinkhorn, sinkhorn_per_sample
@@ -80,7 +81,7 @@ def check_transport(sizes, device, repeats):
     for N, C in sizes:
         zs, zt = (torch.randn(N, C, generator=gen) * 3).to(device), (torch.randn(N, C, generator=gen) * 3).to(device)
         y = torch.randint(0, C, (N,), generator=gen).to(device)
-        cost = (symmetric_dist(C, gen) + 1e-8).to(device)
+        cost = (symmetric_dist(C, gen) + COST_FLOOR).to(device)  # the transport cost, κ = 0
         kern = gibbs_kernel(cost, 0.05)
         hist = lambda z: z.scatter(1, y[:, None], -math.inf).div(4.0).softmax(-1)  # the target class masked
         ours = lambda z: sinkhorn(hist(z), hist(zt), kern, check=False).value
@@ -108,7 +109,8 @@ def check_distiller(device, repeats, small):
     batch = 4 if small else 64
     for method in ("kd", "wkd_l", "wkd_lf"):
         cfg = get_config(method, setting="cifar100_r32x4_r8x4", **arch)
-        student, teacher = (get_model(a, cfg.num_classes, cfg.model_zoo) for a in (cfg.student, cfg.teacher))
+        student, teacher = (get_model(a, cfg.num_classes, cfg.model_zoo, image_size=cfg.image_size or None)
+                            for a in (cfg.student, cfg.teacher))
         d = Distiller.from_config(cfg, student, teacher, symmetric_dist(cfg.num_classes, gen)).to(device).train()
         opt = torch.optim.SGD(d.learnable_parameters(), lr=0.01, momentum=0.9, nesterov=True)
         scaler = torch.amp.GradScaler(device.type, enabled=amp)
@@ -145,7 +147,7 @@ def check_resume(device, small):
                      num_workers=0)
     amp = "fp16" if device.type == "cuda" else False
     torch.manual_seed(0)
-    kw = dict(teacher=get_model("resnet8", 100).eval(), cost=symmetric_dist(100, gen), data=(mk(True), mk(False)),
+    kw = dict(teacher=get_model("resnet8", 100).eval(), dist=symmetric_dist(100, gen), data=(mk(True), mk(False)),
               device=device, amp=amp, deterministic=True, progress=False, verbose=False)
     real = checkpoint.atomic_write
     def write(path, data):  # killed right after epoch 1's commit point is on disk

@@ -129,8 +129,10 @@ def _unsafe_reason(e: Exception) -> str | None:
 def load_checkpoint(path: str | Path,  # a file written by `save_checkpoint` (or any `torch.save` file)
                     map_location="cpu",  # where tensors go
                    ):
-    """Read a checkpoint with `torch.load(..., weights_only=True)`, admitting `PLAIN_DATA_GLOBALS` (numpy scalars and
-    dtypes, `argparse.Namespace`) besides tensors and containers; a file that cannot be read raises `CheckpointError`."""
+    """Read a checkpoint with `torch.load(..., weights_only=True)`; a file that cannot be read raises `CheckpointError`.
+
+    Besides tensors and containers, the file may hold the values of `PLAIN_DATA_GLOBALS` (numpy scalars and dtypes,
+    `argparse.Namespace`), as released teacher checkpoints do; anything that could run code is refused."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")

@@ -39,7 +39,7 @@ class RunState:
     step: int = 0  # optimiser steps so far
     best: tuple = (-1.0, 0)  # (best test top-1, its epoch)
     history: list = field(default_factory=list)  # one metrics row per finished epoch
-    meta: dict = field(default_factory=dict)  # config, arch, num_classes, world_size, data: saved as they are
+    meta: dict = field(default_factory=dict)  # config, arch, num_classes, world_size, data, data_root: saved as they are
 
     def state_dict(self) -> dict:
         return {"format": "wkd-train/2", **self.meta, "epoch": self.epoch, "step": self.step,
@@ -114,11 +114,13 @@ def read_metrics(path: Path, upto: int | None = None) -> list[dict]:
     return [r for r in rows if upto is None or r["epoch"] <= upto]
 
 # %% ../nbs/10a_runs.ipynb #3f16a72e
-def run_summary(cfg: TrainConfig, out: Path, history: list[dict]) -> dict:
+def run_summary(cfg: TrainConfig, out: Path, history: list[dict],
+                data_root: str | None = None,  # the data folder the run read (`RunState.meta["data_root"]`)
+               ) -> dict:
     last = history[-1] if history else {}
     best = max(history, key=lambda r: (r["test_top1"], -r["epoch"])) if history else {}
     return {"name": cfg.name, "method": cfg.method, "student": cfg.student, "teacher": cfg.teacher,
-            "out_dir": str(out), "epochs": cfg.epochs, "epochs_done": last.get("epoch", 0),
+            "out_dir": str(out), "data_root": data_root, "epochs": cfg.epochs, "epochs_done": last.get("epoch", 0),
             "finished": last.get("epoch", 0) == cfg.epochs,
             "best_top1": best.get("test_top1"), "best_epoch": best.get("epoch"),
             "last_top1": last.get("test_top1"), "last_top5": last.get("test_top5"),
@@ -132,7 +134,7 @@ def publish(out: Path, cfg: TrainConfig, ckpt: dict):
     save_checkpoint({"model": ckpt["student"], "arch": ckpt["arch"], "num_classes": ckpt["num_classes"]},
                     out / "model.pt")
     atomic_write(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in ckpt["history"]))
-    res = run_summary(cfg, out, ckpt["history"])
+    res = run_summary(cfg, out, ckpt["history"], ckpt.get("data_root"))
     if res["finished"]:
         atomic_write(out / "results.json", json.dumps({k: v for k, v in res.items() if k != "history"}, indent=2) + "\n")
 

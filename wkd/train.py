@@ -8,11 +8,12 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
+import torch.distributed as tdist  # (`dist` names the class distance)
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
@@ -21,37 +22,37 @@ from tqdm.auto import tqdm
 
 from .checkpoint import RunLock, clean_temp_files, load_checkpoint
 from .checks import check_int
-from .config import TrainConfig, project_path
+from .config import PROJECT_ROOT, TrainConfig, project_path
 from .cost import load_cost, validate_cost
 from .data import (dataset_fingerprint, get_datasets, make_eval_loader, make_train_loader, seed_everything,
                       set_loader_epoch)
 from .distill import Distiller
-from .models import get_model, load_weights
+from .models import CIFAR_TEACHERS, CIFAR_TEACHERS_URL, get_model, is_pretrained_spec, load_weights
 from .runs import (NonFiniteLossError, RunState, check_resumable, commit, divergence_advice, open_run, publish,
                       run_summary, start_files)
 
 # %% auto #0
-__all__ = ['dist_info', 'init_distributed', 'evaluate', 'make_optimizer', 'make_scheduler', 'default_teacher_ckpt',
-           'load_teacher', 'train_epoch', 'train']
+__all__ = ['dist_info', 'init_distributed', 'evaluate', 'make_optimizer', 'make_scheduler', 'start_weights',
+           'default_teacher_ckpt', 'load_teacher', 'train_epoch', 'train']
 
 # %% ../nbs/10_train.ipynb #12d07a4c
 def dist_info() -> tuple[int, int]:
     "`(rank, world_size)` of this process; `(0, 1)` without a process group."
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
+    if tdist.is_available() and tdist.is_initialized():
+        return tdist.get_rank(), tdist.get_world_size()
     return 0, 1
 
 
 def init_distributed(backend: str | None = None,  # "nccl", "gloo"; default: nccl with CUDA, else gloo
                     ) -> bool:  # True when this call created the process group
     "Join the process group `torchrun` describes (`WORLD_SIZE` > 1); do nothing otherwise."
-    if (dist.is_available() and dist.is_initialized()) or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if (tdist.is_available() and tdist.is_initialized()) or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
     if backend is None:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend)
+    tdist.init_process_group(backend)
     return True
 
 # %% ../nbs/10_train.ipynb #95ad007c
@@ -82,7 +83,7 @@ def evaluate(model: nn.Module,  # returns logits (N, C)
         sums += torch.stack([hit[:, 0].sum(), hit.any(1).sum(), F.cross_entropy(logits, y, reduction="sum")]).double()
     sums = torch.cat([sums, sums.new_tensor([n])])
     if dist_info()[1] > 1:
-        dist.all_reduce(sums)
+        tdist.all_reduce(sums)
     model.train(was_training)
     c1, c5, loss, n = sums.tolist()
     return {"top1": 100 * c1 / n, "top5": 100 * c5 / n, "loss": loss / n, "n": int(n)}
@@ -99,6 +100,20 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.
     "×`cfg.lr_decay` after each epoch in `cfg.lr_milestones`; call `.step()` once per epoch."
     return torch.optim.lr_scheduler.MultiStepLR(opt, list(cfg.lr_milestones), gamma=cfg.lr_decay)
 
+# %% ../nbs/10_train.ipynb #41b1cebd
+def _model(cfg: TrainConfig, arch: str,
+           weights=False,  # `get_model`'s `pretrained`: a published-weights name or a checkpoint path
+          ) -> nn.Module:
+    "`arch` for the classes, model zoo and image size of `cfg` (`image_size` 0: the zoo's own)."
+    if weights and not is_pretrained_spec(weights): weights = project_path(weights)
+    return get_model(arch, cfg.num_classes, dataset=cfg.model_zoo, pretrained=weights,
+                     image_size=cfg.image_size or None)
+
+
+def start_weights(cfg: TrainConfig) -> str | bool:
+    "The weights a run's network starts from: `cfg.teacher_ckpt` in a run without a teacher (fine-tuning), else none."
+    return cfg.teacher_ckpt if not cfg.teacher and cfg.teacher_ckpt else False
+
 # %% ../nbs/10_train.ipynb #a55ddc13
 def default_teacher_ckpt(cfg: TrainConfig,
                          runs_dir: str | Path = "runs",  # relative: from the project root
@@ -107,25 +122,36 @@ def default_teacher_ckpt(cfg: TrainConfig,
     return project_path(runs_dir) / cfg.setting / "teacher" / "model.pt"
 
 
+def _missing_teacher(cfg: TrainConfig, path: Path, runs_dir) -> FileNotFoundError:
+    "A missing teacher file: the ways to get one (the released CIFAR teachers' download, the teacher recipe, a file)."
+    rel, download = CIFAR_TEACHERS.get(cfg.teacher), ""
+    if rel and path.as_posix().endswith("/" + rel):  # where `download_cifar_teachers` puts it
+        dest = Path(path.as_posix()[: -len(rel) - 1])
+        arg = "" if dest == project_path("download_ckpts") else f"dest='{dest}'"
+        download = (f"Download it: wkd.models.download_cifar_teachers({arg}) fetches mdistiller's cifar_teachers.tar "
+                    f"(the released CIFAR-100 teachers of CRD, {CIFAR_TEACHERS_URL}) and extracts "
+                    f"{', '.join(CIFAR_TEACHERS.values())} under {dest}/ (offline: pass archive= a copy of the tar). "
+                    "Or: ")
+    return FileNotFoundError(
+        f"teacher checkpoint {path} not found. {download}Train the teacher first — train(get_config('teacher', "
+        f"setting={cfg.setting!r}), '{Path(runs_dir) / cfg.setting / 'teacher'}') or `papermill nbs/train.ipynb "
+        f"out.ipynb -p config teacher -p setting {cfg.setting}` — or pass teacher_ckpt= the weights of a trained "
+        f"{cfg.teacher} (or published ones: 'torchvision:DEFAULT', 'timm:pretrained')")
+
+
 def load_teacher(cfg: TrainConfig,
                  ckpt: str | Path | None = None,  # default: `cfg.teacher_ckpt`, else `default_teacher_ckpt`
                  runs_dir: str | Path = "runs",
                 ) -> nn.Module:
-    "The frozen teacher `cfg.teacher` (eval mode, no gradients) with its trained weights."
+    "The frozen teacher `cfg.teacher` (eval mode, no gradients) with its trained or published weights."
     if not cfg.teacher:
         raise ValueError(f"config {cfg.name!r} (method {cfg.method!r}) has no teacher architecture; set teacher=...")
     src = ckpt or cfg.teacher_ckpt or default_teacher_ckpt(cfg, runs_dir)
-    if isinstance(src, str) and src.startswith("torchvision:"):
-        model = get_model(cfg.teacher, cfg.num_classes, cfg.model_zoo, pretrained=True)
-        return model.eval().requires_grad_(False)
+    if is_pretrained_spec(src):  # "torchvision:DEFAULT", "timm:pretrained", ...: a new head for the dataset's classes
+        return _model(cfg, cfg.teacher, src).eval().requires_grad_(False)
     path = project_path(src)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"teacher checkpoint {path} not found. Train the teacher first — train(get_config('teacher', "
-            f"setting={cfg.setting!r}), '{Path(runs_dir) / cfg.setting / 'teacher'}') or `papermill nbs/train.ipynb "
-            f"out.ipynb -p config teacher -p setting {cfg.setting}` — or pass teacher_ckpt= the weights of a trained "
-            f"{cfg.teacher}")
-    model = get_model(cfg.teacher, cfg.num_classes, cfg.model_zoo)
+    if not path.is_file(): raise _missing_teacher(cfg, path, runs_dir)
+    model = _model(cfg, cfg.teacher)
     try:
         load_weights(model, load_checkpoint(path))
     except (ValueError, TypeError) as e:
@@ -185,7 +211,7 @@ def train_epoch(model: nn.Module,  # a `Distiller` (possibly with DDP-wrapped st
 def _sync_buffers(module: nn.Module):
     "Give every process rank 0's buffers (BN statistics drift apart in the last step's local update)."
     for b in module.buffers():
-        dist.broadcast(b, 0)
+        tdist.broadcast(b, 0)
 
 # %% ../nbs/10_train.ipynb #4139e64f
 @dataclass
@@ -207,7 +233,7 @@ def _reduce(st: dict, world: int) -> tuple[dict, float, float]:
     "Mean loss terms, correct count and sample count of an epoch, summed over the processes."
     names = sorted(st["sums"])
     sums = torch.stack([st["sums"][k] for k in names] + [st["correct"], st["correct"].new_tensor(float(st["n"]))])
-    if world > 1: dist.all_reduce(sums)
+    if world > 1: tdist.all_reduce(sums)
     *terms, correct, n = sums.tolist()
     return {f"train_{k}": v / (st["steps"] * world) for k, v in zip(names, terms)}, correct, n
 
@@ -243,7 +269,7 @@ def _loop(cfg: TrainConfig, d: Distiller, state: RunState, loaders: tuple, run: 
         if run.rank == 0:
             commit(run.out, cfg, state)
             if run.verbose: _print_epoch(cfg, state.history[-1])
-        if run.world > 1: dist.barrier()
+        if run.world > 1: tdist.barrier()
 
 
 def _print_epoch(cfg: TrainConfig, r: dict):
@@ -274,15 +300,17 @@ def _device(device, world_size):
     return torch.device("cpu")
 
 # %% ../nbs/10_train.ipynb #67674972
-def _build(cfg: TrainConfig, teacher, cost, run: _Run) -> tuple[Distiller, RunState]:
+def _build(cfg: TrainConfig, teacher, dist, run: _Run,
+           start=False,  # the weights the trained network starts from (`start_weights`; none on resume)
+          ) -> tuple[Distiller, RunState]:
     "The distiller (student, projector, frozen teacher) and a fresh run state, seeded as the recipe says."
     if cfg.logit_weight:
-        cost = validate_cost(cost, cfg.num_classes) if cost is not None else \
+        dist = validate_cost(dist, cfg.num_classes) if dist is not None else \
             load_cost(project_path(cfg.cost_matrix), cfg.num_classes).dist
     seed_everything(cfg.seed)
-    student = get_model(cfg.student, cfg.num_classes, cfg.model_zoo)
+    student = _model(cfg, cfg.student, start)
     seed_everything(cfg.seed + 1)  # the projector's initialisation does not depend on how the teacher was built
-    d = Distiller.from_config(cfg, student, teacher, cost).to(run.device)
+    d = Distiller.from_config(cfg, student, teacher, dist).to(run.device)
     if run.channels_last: d.to(memory_format=torch.channels_last)
     opt = make_optimizer(d.learnable_parameters(), cfg)
     scaler = torch.amp.GradScaler(run.device.type, enabled=run.amp_dtype == torch.float16)
@@ -298,6 +326,28 @@ def _wrap_ddp(d: Distiller, run: _Run):
     d.student = DDP(d.student, device_ids=ids)
     if d.projector is not None: d.projector = DDP(d.projector, device_ids=ids)
 
+# %% ../nbs/10_train.ipynb #ea5662de
+def _datasets(cfg: TrainConfig, data, data_root) -> tuple:
+    "`(train_ds, test_ds)`: given, or `cfg.dataset` at `cfg.image_size` (ImageNet statistics for a folder and published weights)."
+    if data is not None: return tuple(data[:2])
+    kw = {"stats": "imagenet"} if cfg.dataset == "imagefolder" and is_pretrained_spec(cfg.teacher_ckpt) else {}
+    return tuple(get_datasets(cfg.dataset, data_root, image_size=cfg.image_size or None, **kw)[:2])
+
+
+def _data_root(data_root) -> str:
+    "How a run records its data folder: relative to the project root when inside it, else absolute."
+    p = project_path(data_root).resolve()
+    return p.relative_to(PROJECT_ROOT).as_posix() if p.is_relative_to(PROJECT_ROOT) else str(p)
+
+
+def _dist_arg(dist, cost):
+    "`dist`, or the same tensor passed by its former name `cost=` (with a FutureWarning)."
+    if cost is None: return dist
+    if dist is not None: raise TypeError("train() got dist= and cost= (its former name): pass dist= only")
+    warnings.warn("train(cost=...) is now train(dist=...), the (C, C) class distance 1 − CKA", FutureWarning,
+                  stacklevel=3)
+    return cost
+
 # %% ../nbs/10_train.ipynb #eaf4d440
 def train(cfg: TrainConfig,  # the recipe (`wkd.config.get_config`)
           out_dir: str | Path,  # run folder; relative paths from the project root
@@ -307,9 +357,9 @@ def train(cfg: TrainConfig,  # the recipe (`wkd.config.get_config`)
           overwrite: bool = False,  # start afresh even if out_dir holds a run
           change_lr: bool = False,  # with resume: accept cfg.lr different from the saved one (after a divergence)
           teacher: nn.Module | None = None,  # frozen teacher; default `load_teacher(cfg)`
-          cost: Tensor | None = None,  # (C, C) class distance `dist` for WKD-L; default `load_cost(cfg.cost_matrix)`
-          data: tuple | None = None,  # (train_ds, test_ds) instead of `get_datasets(cfg.dataset, data_root)`
-          data_root: str | Path | None = None,  # where the dataset lives (default: the dataset's own)
+          dist: Tensor | None = None,  # (C, C) class distance 1 − CKA (unsharpened) for WKD-L; default: cfg.cost_matrix's
+          data: tuple | None = None,  # (train_ds, test_ds) instead of `get_datasets(cfg.dataset, data_root, ...)`
+          data_root: str | Path | None = None,  # where the dataset lives (default: the dataset's own); recorded
           amp=None,  # None: fp16 if cfg.amp and on CUDA; "fp16", "bf16" or False
           channels_last: bool = False,  # NHWC models and inputs (faster convolutions on recent GPUs)
           deterministic: bool = False,  # cuDNN deterministic algorithms (slower); otherwise cuDNN benchmark mode
@@ -318,6 +368,7 @@ def train(cfg: TrainConfig,  # the recipe (`wkd.config.get_config`)
           log_every: int = 50,  # steps between host reads for the progress bar
           progress: bool = True,  # tqdm progress bars (rank 0)
           verbose: bool = True,  # print one line per epoch (rank 0)
+          cost: Tensor | None = None,  # the former name of `dist` (deprecated)
          ) -> dict:  # summary (best/last top-1, per-epoch history, ...) and "model": the trained student module
     r"""Train `cfg.student` with the method of `cfg`, writing checkpoints and metrics to `out_dir`.
 
@@ -335,11 +386,13 @@ def train(cfg: TrainConfig,  # the recipe (`wkd.config.get_config`)
     L_t the target-class term of WKD-L (see `wkd.losses.wkd_logit_loss`), and μ, σ the per-channel means and
     standard deviations of the (projected) student and teacher feature maps on a g×g grid. The weights decay as
     λ(e) = ½λ(1 + cos(π(e − E_d)/(E − E_d))) after epoch E_d (the same for w_f). Only θ is differentiated.
+    θ starts from a fresh initialisation, or, in a run without a teacher whose `cfg.teacher_ckpt` is set (a `teacher`
+    run fine-tuning published weights, e.g. "torchvision:DEFAULT"), from those weights with a new classifier.
 
     Files written in `out_dir`: `config.json`; every epoch `latest.pt` (the commit point: modules, optimiser,
-    schedule, scaler, RNG states, metrics rows, config, data fingerprint), then `best.pt`, `model.pt` (the trained
-    network's weights for `wkd.models.load_weights`), `metrics.jsonl`, and `results.json` at the end, all derived
-    from `latest.pt`; a `.lock` holds the training process's PID. Every write is atomic.
+    schedule, scaler, RNG states, metrics rows, config, data fingerprint, `data_root`), then `best.pt`, `model.pt`
+    (the trained network's weights for `wkd.models.load_weights`), `metrics.jsonl`, and `results.json` at the end,
+    all derived from `latest.pt`; a `.lock` holds the training process's PID. Every write is atomic.
 
     Resume semantics: with `resume=True` the run continues from `latest.pt` and ends bitwise as an uninterrupted
     run would (on the CPU), whatever write a kill interrupted; the config and the data must be the ones saved
@@ -363,15 +416,16 @@ def train(cfg: TrainConfig,  # the recipe (`wkd.config.get_config`)
         if ckpt is not None and ckpt["epoch"] >= cfg.epochs:  # finished: redo the derived files, train nothing
             check_resumable(ckpt, cfg, {}, out / "latest.pt", change_lr)
             if lock is not None: clean_temp_files(out); publish(out, cfg, ckpt)
-            model = load_weights(get_model(cfg.student, cfg.num_classes, cfg.model_zoo), ckpt["student"])
-            return {**run_summary(cfg, out, ckpt["history"]), "model": model}
+            model = load_weights(_model(cfg, cfg.student), ckpt["student"])
+            return {**run_summary(cfg, out, ckpt["history"], ckpt.get("data_root")), "model": model}
         dev = _device(device, world)
         run = _Run(out, dev, _amp_dtype(amp, cfg, dev), channels_last, deterministic, rank, world, log_every,
                    progress, verbose)
-        train_ds, test_ds = data[:2] if data is not None else get_datasets(cfg.dataset, data_root)[:2]
+        train_ds, test_ds = _datasets(cfg, data, data_root)
         if cfg.method != "vanilla" and teacher is None: teacher = load_teacher(cfg, runs_dir=runs_dir)
-        d, state = _build(cfg, teacher, cost, run)
+        d, state = _build(cfg, teacher, _dist_arg(dist, cost), run, start_weights(cfg) if ckpt is None else False)
         state.meta["data"] = {"train": dataset_fingerprint(train_ds), "test": dataset_fingerprint(test_ds)}
+        state.meta["data_root"] = _data_root(data_root) if data_root is not None else (ckpt or {}).get("data_root")
         if ckpt is not None:
             check_resumable(ckpt, cfg, state.meta["data"], out / "latest.pt", change_lr)
             state.load_state_dict(ckpt)
@@ -384,7 +438,7 @@ def train(cfg: TrainConfig,  # the recipe (`wkd.config.get_config`)
         if world > 1: _wrap_ddp(d, run)
         _loop(cfg, d, state, loaders, run, min(cfg.epochs, stop_after or cfg.epochs))
         if world > 1: d.student, d.projector = state.student, state.projector
-        return {**run_summary(cfg, out, state.history), "model": state.student}
+        return {**run_summary(cfg, out, state.history, state.meta["data_root"]), "model": state.student}
     finally:
         if lock is not None: lock.release()
-        if owns_group: dist.destroy_process_group()
+        if owns_group: tdist.destroy_process_group()
