@@ -14,21 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
-from wkd.config import get_config
+from wkd.config import get_config, scale_epochs
 from wkd.cost import load_cost
 from wkd.data import get_datasets
 from wkd.images import ImageReadError, write_tree
 from wkd.models import feature_shapes, get_model
+from wkd.teacher_cost import build_cost_matrix
 from wkd.train import train
-
-try:
-    from wkd.config import scale_epochs
-except ImportError:  # before the recipes module held it
-    from wkd.train import scale_epochs
-try:
-    from wkd.teacher_cost import build_cost_matrix
-except ImportError:
-    from wkd.train import build_cost_matrix
 
 torch.set_num_threads(1)
 CLASSES = ("ant", "bee", "cow")
@@ -93,13 +85,13 @@ def _run(tmp_path, tree, teacher, student, methods, image_size=32):
     out = {}
     for method in methods:
         cfg = _cfg(method, info, teacher, student)
-        cost = None
+        dist = None
         if cfg.logit_weight:
             path = build_cost_matrix(cfg, t, train_ds, test_ds, path=tmp_path / "cost.pt")
             cm = load_cost(path, info.num_classes)
             assert cm.meta["class_names"] == list(CLASSES)
-            cost = cm.dist
-        r = train(cfg, tmp_path / method, teacher=t, cost=cost, data=data, progress=False, verbose=False)
+            dist = cm.dist
+        r = train(cfg, tmp_path / method, teacher=t, dist=dist, data=data, progress=False, verbose=False)
         h = r["history"][-1]
         assert r["finished"] and r["student"] == student and h["epoch"] == 1
         assert np.isfinite(h["train_loss"]) and 0 <= h["test_top1"] <= 100
