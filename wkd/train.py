@@ -328,7 +328,8 @@ def _wrap_ddp(d: Distiller, run: _Run):
 
 # %% ../nbs/10_train.ipynb #ea5662de
 def _datasets(cfg: TrainConfig, data, data_root) -> tuple:
-    "`(train_ds, test_ds)`: given, or `cfg.dataset` at `cfg.image_size` (ImageNet statistics for a folder and published weights)."
+    """`(train_ds, test_ds)`: given, or `cfg.dataset` at `cfg.image_size` (normalised with ImageNet's statistics for a
+    folder when the weights are published ones)."""
     if data is not None: return tuple(data[:2])
     kw = {"stats": "imagenet"} if cfg.dataset == "imagefolder" and is_pretrained_spec(cfg.teacher_ckpt) else {}
     return tuple(get_datasets(cfg.dataset, data_root, image_size=cfg.image_size or None, **kw)[:2])
@@ -357,7 +358,7 @@ def train(cfg: TrainConfig,  # the recipe (`wkd.config.get_config`)
           overwrite: bool = False,  # start afresh even if out_dir holds a run
           change_lr: bool = False,  # with resume: accept cfg.lr different from the saved one (after a divergence)
           teacher: nn.Module | None = None,  # frozen teacher; default `load_teacher(cfg)`
-          dist: Tensor | None = None,  # (C, C) class distance 1 − CKA (unsharpened) for WKD-L; default: cfg.cost_matrix's
+          dist: Tensor | None = None,  # (C, C) class distance 1 − CKA, unsharpened (WKD-L); default: cfg.cost_matrix
           data: tuple | None = None,  # (train_ds, test_ds) instead of `get_datasets(cfg.dataset, data_root, ...)`
           data_root: str | Path | None = None,  # where the dataset lives (default: the dataset's own); recorded
           amp=None,  # None: fp16 if cfg.amp and on CUDA; "fp16", "bf16" or False
