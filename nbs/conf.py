@@ -52,7 +52,7 @@ html_theme = "pydata_sphinx_theme"
 html_title = f"{project} {version}"
 html_theme_options = {
     "navigation_with_keys": False,
-    "header_links_before_dropdown": 6,
+    "navbar_center": [],           # the pages are listed in the left bar (below); the header keeps search and theme
     "show_toc_level": 2,
     "secondary_sidebar_items": ["page-toc"],
     "footer_start": ["copyright"],
@@ -76,10 +76,21 @@ nb_merge_streams = True
 nb_kernel_rgx_aliases = {".*": "python3"}
 os.environ["IN_TEST"] = "1"     # the kernels inherit it: notebooks shrink as under nbdev_test, nbdev_export() is a no-op
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
+# the kernels must draw with IPython's inline backend (their default): a backend forced through the environment (the
+# test suite sets Agg) would leave every figure out of the pages
+os.environ.pop("MPLBACKEND", None)
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 for _b in ("JAX", "TENSORFLOW", "CUPY"):
     os.environ.setdefault(f"POT_BACKEND_DISABLE_{_b}", "1")
+
+try:  # the kernels listen on loopback; with CurveZMQ at hand, let jupyter_client encrypt their channels, as the
+    # kernelspec allows (without it ipykernel logs "running over TCP without encryption" once per notebook)
+    import zmq
+    from jupyter_client.manager import KernelManager
+    if zmq.has("curve"):
+        KernelManager.transport_encryption.default_value = "auto"
+except (ImportError, AttributeError):
+    pass
 
 # --- autodoc ------------------------------------------------------------------------------------------------------
 autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": True}
@@ -175,54 +186,70 @@ def wkd_modules():
 
 _SECTION = re.compile(r"^(Parameters|Returns|Yields|Raises|Warns|References|Notes|Examples|Attributes|Methods|"
                       r"See Also|Other Parameters)\s*$")
+_FREE_TEXT = {"References", "Notes"}   # sections napoleon passes through as they are
+
+
+def _escape(line):
+    "Escape what docutils would read as markup in a plain-text formula line."
+    s = re.sub(r"([*|])", r"\\\1", line)
+    s = re.sub(r"(?<=\w)_(?=\W|$)", r"\\_", s)          # a trailing underscore is a hyperlink reference in RST
+    s = re.sub(r"`[^`]+`(.?)", lambda m: m.group(0)[:-1] + "\\ " + m.group(1)  # `Subset`s, `n`²: a literal
+               if m.group(1) and not re.match(r"[\s\-.,:;!?\\/'\")\]}>]", m.group(1)) else m.group(0), s)  # ends at a word end
+    return s
 
 
 def _rst_safe(lines):
-    """Plain-text docstrings (formulas such as `|S|`, `x_i`, `a * b`) are not reStructuredText. Escape the characters
-    docutils would read as markup, and turn indented blocks of the prose (the formulas) into literal blocks."""
-    out, in_sections, prev_blank, in_block = [], False, True, False
+    """Plain-text docstrings (formulas such as `|S|`, `x_i`, `a * b`) are not reStructuredText: escape the characters
+    docutils would read as markup, turn the indented formula blocks of the prose into literal blocks, and join the
+    hanging-indent continuation lines of the free-text sections (References)."""
+    out, section, prev_blank, in_block = [], None, True, False
     for i, line in enumerate(lines):
         nxt = lines[i + 1] if i + 1 < len(lines) else ""
-        if _SECTION.match(line) and set(nxt.strip()) == {"-"}:
-            in_sections = True
-        indented = line.startswith((" ", "\t")) and line.strip()
-        if not in_sections and indented and prev_blank and not in_block:
-            out.append("::")     # a formula block of the prose: shown verbatim
-            out.append("")
+        if _SECTION.match(line) and nxt.strip() and set(nxt.strip()) == {"-"}:
+            section, in_block = line.strip(), False
+        indented = bool(line.strip()) and line.startswith((" ", "\t"))
+        if section is None and indented and prev_blank and not in_block:
+            out += ["::", ""]     # a formula block of the prose: shown verbatim
             in_block = True
         elif in_block and line.strip() and not indented:
             in_block = False
         if in_block:
             out.append(line)
+        elif section in _FREE_TEXT and indented and out and out[-1].strip():
+            out[-1] += " " + _escape(line.strip())
         else:
-            s = re.sub(r"([*|])", r"\\\1", line)
-            s = re.sub(r"(?<=\w)_(?=\W|$)", r"\\_", s)  # a trailing underscore is a hyperlink reference in RST
-            out.append(s)
+            out.append(_escape(line))
         prev_blank = not line.strip()
     return out
 
 
 def _docstring_is_rst(text):
-    "True when docutils parses `text` without a warning (else the docstring is shown verbatim)."
+    "True when docutils parses `text` without a warning."
     import io
     from docutils.core import publish_doctree
-    from docutils.utils import SystemMessage
     stream = io.StringIO()
     try:
         publish_doctree(text, settings_overrides={"warning_stream": stream, "report_level": 2, "halt_level": 5,
                                                   "file_insertion_enabled": False, "raw_enabled": False})
-    except (SystemMessage, Exception):
+    except Exception:  # noqa: BLE001 - any failure means: show the docstring verbatim
         return False
     return not stream.getvalue().strip()
 
 
-def _process_docstring(app, what, name, obj, options, lines):
-    if not lines:
-        return
-    safe = _rst_safe(lines)
-    if not _docstring_is_rst("\n".join(safe)):
-        safe = ["::", ""] + ["    " + l for l in lines] + [""]
-    lines[:] = safe
+_ORIGINAL = {}
+
+
+def _before_napoleon(app, what, name, obj, options, lines):
+    _ORIGINAL[name] = list(lines)
+    lines[:] = _rst_safe(lines)
+
+
+def _after_napoleon(app, what, name, obj, options, lines):
+    """If the docstring still is not valid reStructuredText, show it verbatim, as help() does: a docstring written
+    for help() never breaks the build (-W), and the page says exactly what the docstring says."""
+    original = _ORIGINAL.pop(name, None)
+    if original and not _docstring_is_rst("\n".join(lines)):
+        lines[:] = ["::", ""] + ["    " + l for l in original] + [""]
 
 
 def _api_source(app, docname, source):
@@ -255,5 +282,6 @@ def setup(app):
     app.connect("builder-inited", _sync_readme)
     app.connect("source-read", _nbdev_to_myst)
     app.connect("source-read", _api_source)
-    app.connect("autodoc-process-docstring", _process_docstring, priority=400)  # before napoleon (500)
+    app.connect("autodoc-process-docstring", _before_napoleon, priority=400)  # napoleon runs at 500
+    app.connect("autodoc-process-docstring", _after_napoleon, priority=600)
     return {"parallel_read_safe": True}

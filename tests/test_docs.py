@@ -133,8 +133,10 @@ def test_package_pages_show_their_figures(site):
 @pytest.fixture(scope="module")
 def served(site):
     "Serve the built site on loopback (MathJax loads its fonts and components over HTTP as on a real host)."
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site["out"]))
-    handler.log_message = lambda *a, **k: None
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+    handler = functools.partial(Quiet, directory=str(site["out"]))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
