@@ -7,9 +7,10 @@ __version__ = "0.1.0"
 __all__ = ['gibbs_kernel', 'GibbsKernel', 'gaussian_stats', 'gaussian_w2', 'bures_w2', 'gaussian_kl', 'class_distance',
            'prepare_cost', 'load_cost', 'save_cost', 'cost_path', 'logit_kernel', 'wkd_logit_loss', 'wkd_feature_loss',
            'kd_loss', 'get_model', 'list_models', 'Distiller', 'get_config', 'list_configs', 'TrainConfig',
-           'load_checkpoint', 'save_checkpoint', 'teacher_cost_matrix', 'build_cost_matrix']
+           'load_checkpoint', 'save_checkpoint', 'teacher_cost_matrix', 'build_cost_matrix', 'run_pipeline',
+           'compare_methods']
 
-# %% ../nbs/13_package.ipynb #e92c206d
+# %% ../nbs/13_package.ipynb #b7aa2a66
 __doc__ = """Wasserstein knowledge distillation (WKD-L, WKD-F) in PyTorch.
 
 WKD-L distils logits with the entropic Wasserstein distance between the teacher's and the student's non-target
@@ -19,7 +20,7 @@ class distributions, under a class-to-class cost taken from the teacher; WKD-F d
 Modules, in reading order: checks, sinkhorn, gaussian, cost, losses, models (models_cifar, models_imagenet),
 distill, images, data, config, checkpoint, teacher_cost, train, pipeline, explore. Each is imported on first use:
 `import wkd; help(wkd.sinkhorn.sinkhorn)`. The main functions and classes are also reachable from here, e.g.
-`wkd.Distiller`, `wkd.wkd_logit_loss`, `wkd.get_config`.
+`wkd.Distiller`, `wkd.wkd_logit_loss`, `wkd.get_config`, `wkd.run_pipeline`.
 
 Reference: Lv, J., Yang, H. & Li, P. (2024). Wasserstein distance rivals Kullback-Leibler divergence for knowledge
 distillation. NeurIPS. Official code: https://github.com/JiamingLv/WKD
@@ -27,7 +28,7 @@ distillation. NeurIPS. Official code: https://github.com/JiamingLv/WKD
 import importlib
 import pkgutil
 
-# %% ../nbs/13_package.ipynb #7697a916
+# %% ../nbs/13_package.ipynb #37ddaa7e
 _ENTRY_POINTS = {
     "gibbs_kernel": "sinkhorn", "GibbsKernel": "sinkhorn",
     "gaussian_stats": "gaussian", "gaussian_w2": "gaussian", "bures_w2": "gaussian", "gaussian_kl": "gaussian",
@@ -38,11 +39,13 @@ _ENTRY_POINTS = {
     "get_config": "config", "list_configs": "config", "TrainConfig": "config",
     "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
     "teacher_cost_matrix": "teacher_cost", "build_cost_matrix": "teacher_cost",
+    "run_pipeline": "pipeline", "compare_methods": "pipeline",
 }
 _all_ = ["gibbs_kernel", "GibbsKernel", "gaussian_stats", "gaussian_w2", "bures_w2", "gaussian_kl", "class_distance",
          "prepare_cost", "load_cost", "save_cost", "cost_path", "logit_kernel", "wkd_logit_loss", "wkd_feature_loss",
          "kd_loss", "get_model", "list_models", "Distiller", "get_config", "list_configs", "TrainConfig",
-         "load_checkpoint", "save_checkpoint", "teacher_cost_matrix", "build_cost_matrix"]
+         "load_checkpoint", "save_checkpoint", "teacher_cost_matrix", "build_cost_matrix", "run_pipeline",
+         "compare_methods"]
 
 # %% ../nbs/13_package.ipynb #81caa457
 def _submodules():
