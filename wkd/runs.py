@@ -89,11 +89,18 @@ _IGNORED_ON_RESUME = ("num_workers", "test_batch_size")  # do not change what is
 _TIMES = ("epoch_s", "data_s", "eval_s", "train_img_s", "train_s")  # what differs between two identical runs
 
 
+def _sized(c: dict) -> dict:
+    "A config dict with `image_size` 0 (the zoo's own size, also in configs older than the field) as the size it means."
+    return {**c, "image_size": c.get("image_size") or (224 if c.get("model_zoo") == "imagenet" else 32)}
+
+
 def check_resumable(ckpt: dict, cfg: TrainConfig, data: dict, path: Path, change_lr: bool):
-    saved = {**{f.name: f.default for f in fields(TrainConfig)}, **ckpt["config"]}
+    "Refuse to continue `ckpt` with another config (fields missing from an old one: their defaults) or other data."
+    saved = _sized({**{f.name: f.default for f in fields(TrainConfig)}, **ckpt["config"]})
     if "eps" in saved: saved["var_floor"] = saved.pop("eps")  # the field's former name
     ignored = _IGNORED_ON_RESUME + (("lr",) if change_lr else ())
-    diff = [f"{k}: {saved.get(k)!r} → {v!r}" for k, v in asdict(cfg).items() if k not in ignored and saved.get(k) != v]
+    diff = [f"{k}: {saved.get(k)!r} → {v!r}" for k, v in _sized(asdict(cfg)).items()
+            if k not in ignored and saved.get(k) != v]
     if diff:
         raise ValueError(f"{path} was written with another config ({'; '.join(diff)}). Resume with the saved one, "
                          f"TrainConfig.from_json('{path.parent / 'config.json'}'), or start a new run in another out_dir"
