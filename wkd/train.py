@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -340,15 +339,6 @@ def _data_root(data_root) -> str:
     p = project_path(data_root).resolve()
     return p.relative_to(PROJECT_ROOT).as_posix() if p.is_relative_to(PROJECT_ROOT) else str(p)
 
-
-def _dist_arg(dist, cost):
-    "`dist`, or the same tensor passed by its former name `cost=` (with a FutureWarning)."
-    if cost is None: return dist
-    if dist is not None: raise TypeError("train() got dist= and cost= (its former name): pass dist= only")
-    warnings.warn("train(cost=...) is now train(dist=...), the (C, C) class distance 1 − CKA", FutureWarning,
-                  stacklevel=3)
-    return cost
-
 # %% ../nbs/10_train.ipynb #eaf4d440
 def train(cfg: TrainConfig,  # the recipe (`wkd.config.get_config`)
           out_dir: str | Path,  # run folder; relative paths from the project root
@@ -369,7 +359,6 @@ def train(cfg: TrainConfig,  # the recipe (`wkd.config.get_config`)
           log_every: int = 50,  # steps between host reads for the progress bar
           progress: bool = True,  # tqdm progress bars (rank 0)
           verbose: bool = True,  # print one line per epoch (rank 0)
-          cost: Tensor | None = None,  # the former name of `dist` (deprecated)
          ) -> dict:  # summary (best/last top-1, per-epoch history, ...) and "model": the trained student module
     r"""Train `cfg.student` with the method of `cfg`, writing checkpoints and metrics to `out_dir`.
 
@@ -424,7 +413,7 @@ def train(cfg: TrainConfig,  # the recipe (`wkd.config.get_config`)
                    progress, verbose)
         train_ds, test_ds = _datasets(cfg, data, data_root)
         if cfg.method != "vanilla" and teacher is None: teacher = load_teacher(cfg, runs_dir=runs_dir)
-        d, state = _build(cfg, teacher, _dist_arg(dist, cost), run, start_weights(cfg) if ckpt is None else False)
+        d, state = _build(cfg, teacher, dist, run, start_weights(cfg) if ckpt is None else False)
         state.meta["data"] = {"train": dataset_fingerprint(train_ds), "test": dataset_fingerprint(test_ds)}
         state.meta["data_root"] = _data_root(data_root) if data_root is not None else (ckpt or {}).get("data_root")
         if ckpt is not None:
