@@ -137,7 +137,7 @@ def _missing_teacher(cfg: TrainConfig, path: Path, runs_dir) -> FileNotFoundErro
         f"out.ipynb -p config teacher -p setting {cfg.setting}` — or pass teacher_ckpt= the weights of a trained "
         f"{cfg.teacher} (or published ones: 'torchvision:DEFAULT', 'timm:pretrained')")
 
-
+# %% ../nbs/10_train.ipynb #b6cf325c
 def load_teacher(cfg: TrainConfig,
                  ckpt: str | Path | None = None,  # default: `cfg.teacher_ckpt`, else `default_teacher_ckpt`
                  runs_dir: str | Path = "runs",
