@@ -149,7 +149,7 @@ def bench_distill(args, device):
             D = torch.rand(C, C, generator=gen) * 0.4 + 0.5
             D = (D + D.T) / 2
             D.fill_diagonal_(0)
-            d = Distiller.from_config(cfg, student, teacher, cost=D).to(device).train()
+            d = Distiller.from_config(cfg, student, teacher, dist=D).to(device).train()
             if args.channels_last:
                 d = d.to(memory_format=torch.channels_last)
             opt = torch.optim.SGD(d.learnable_parameters(), lr=0.01, momentum=0.9, nesterov=True)
