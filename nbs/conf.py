@@ -10,8 +10,8 @@ MathJax 3 copy that `sphinx-mathjax-offline` ships.
 
 How the pages get their outputs: the notebooks are committed without outputs (nbdev_clean keeps diffs small), so the
 build executes them with myst-nb in "cache" mode. A notebook runs once and is stored by the hash of its code cells in
-`.jupyter_cache/` (git-ignored, outside every tracked file); a rebuild re-runs only the notebooks whose code changed,
-and a failing cell is a build warning (an error under -W), so the site also tests the notebooks. Executing rather
+`.jupyter_cache/` (git-ignored, outside every tracked file); the key also holds a hash of the package's sources, so
+a rebuild re-runs a notebook when its code or any module of `wkd` changed, and reuses it otherwise. A failing cell is a build warning (an error under -W), so the site also tests the notebooks. Executing rather
 than storing outputs keeps the notebooks' diffs free of images and the figures always drawn by the current code.
 Cells run as `nbdev_test` runs them: `IN_TEST=1`, from `nbs/`, and cells flagged with a `tst_flags` word of
 settings.ini (`#| slow`, `#| gpu`, `#| notest`) or `#| eval: false` are shown but not run. The papermill notebooks
@@ -151,9 +151,31 @@ def _nbdev_to_myst(app, docname, source):
                                                        "name": d.get("label", "").strip() or None}
         if "skip-execution" not in tags and "remove-cell" not in tags:
             cell["source"] = rest  # the `#|` lines are for nbdev, not for a reader
+    # part of the execution cache's key: a change anywhere in the package re-runs the notebook
+    nb["cells"].insert(0, {"cell_type": "code", "id": "wkd-sources", "execution_count": None,
+                           "metadata": {"tags": ["remove-cell"]},
+                           "outputs": [], "source": f"# wkd sources {_package_hash()}"})
     if docname == root_doc:
         nb["cells"].append({"cell_type": "markdown", "metadata": {}, "source": _toctree()})
     source[0] = json.dumps(nb)
+
+
+def _package_hash():
+    import hashlib
+    h = hashlib.sha1()
+    for f in sorted((ROOT / "wkd").glob("*.py")):
+        if f.name != "_modidx.py":
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _outdated(app, env, added, changed, removed):
+    "Sphinx re-reads only changed sources: when the package changed, every page (notebooks, API) is out of date."
+    h = _package_hash()
+    if getattr(env, "wkd_package_hash", None) == h:
+        return []
+    env.wkd_package_hash = h
+    return sorted(set(env.found_docs) - set(added) - set(changed))
 
 
 def _pages():
@@ -280,6 +302,7 @@ def _sync_readme(app):
 def setup(app):
     app.connect("builder-inited", _build_paths, priority=600)  # after myst-nb's own builder-inited (500)
     app.connect("builder-inited", _sync_readme)
+    app.connect("env-get-outdated", _outdated)
     app.connect("source-read", _nbdev_to_myst)
     app.connect("source-read", _api_source)
     app.connect("autodoc-process-docstring", _before_napoleon, priority=400)  # napoleon runs at 500
