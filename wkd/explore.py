@@ -54,7 +54,7 @@ def class_names(C: int,                    # number of classes
     return [f"class {i}" for i in range(C)]
 
 # %% ../nbs/12_explore.ipynb #9b4125c2
-DEFAULT_RUN = "runs/fmnist/wkd_lf"  # the run nbs/train.ipynb leaves with its default parameters
+DEFAULT_RUN = "runs/fmnist/wkd_lf-s10"  # the run `papermill nbs/train.ipynb out.ipynb -p config wkd_lf` leaves
 SHIPPED_TEACHER = "cost_matrices/fashion_mnist/resnet20"  # the Quickstart teacher: teacher.pt next to linear_cka.pt
 WEIGHT_FILES = ("model.pt", "student.pt", "latest.pt", "best.pt")  # a run's trained weights, most final first
 WKD_L_DEFAULTS = dict(temperature=4.0, kappa=1.0, reg=0.05, n_iters=10)  # without a config: the released CIFAR loss
