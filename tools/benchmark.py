@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 
+from wkd.cost import COST_FLOOR
 from wkd.sinkhorn import drop_class, gibbs_kernel, per_sample_cost, sinkhorn, sinkhorn_per_sample
 
 
@@ -76,7 +77,7 @@ def random_cost(C, gen, device):
     D = torch.rand(C, C, generator=gen) * 0.2 + 0.4
     D = (D + D.T) / 2
     D.fill_diagonal_(0)
-    return (D.clamp_min(0) + 1e-8).to(device)
+    return (D.clamp_min(0) + COST_FLOOR).to(device)
 
 
 # ------------------------------------------------------------------------------------------------------- transport

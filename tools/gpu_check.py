@@ -17,7 +17,6 @@ Prints one table and exits with 1 if a check fails.
 import argparse
 import json
 import math
-import statistics
 import sys
 import tempfile
 import time
@@ -50,23 +49,7 @@ from wkd.models import get_model
 from wkd.sinkhorn import drop_class, gibbs_kernel, per_sample_cost, sinkhorn, sinkhorn_per_sample
 from wkd.train import train
 
-
-def measure(fn, device, repeats):
-    "Median seconds of `fn()` after a warm-up (CUDA events on a GPU), and its peak memory above the baseline (GPU)."
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            torch.cuda.synchronize(); start.record(); fn(); end.record(); torch.cuda.synchronize()
-            times.append(start.elapsed_time(end) / 1e3)
-        else:
-            t0 = time.perf_counter(); fn(); times.append(time.perf_counter() - t0)
-    peak = float("nan")
-    if device.type == "cuda":
-        torch.cuda.synchronize(); base = torch.cuda.memory_allocated(); torch.cuda.reset_peak_memory_stats()
-        fn(); torch.cuda.synchronize(); peak = torch.cuda.max_memory_allocated() - base
-    return statistics.median(times), peak
+from benchmark import measure  # tools/benchmark.py: median time and peak memory above the baseline
 
 
 def symmetric_dist(C, gen):
