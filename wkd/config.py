@@ -17,7 +17,8 @@ from .images import SMALL_IMAGE_MAX
 
 # %% auto #0
 __all__ = ['METHODS', 'PROJECTORS', 'DEFAULT_SETTING', 'RECIPES', 'SETTINGS', 'FOLDER_SETTING', 'PROJECT_ROOT', 'TrainConfig',
-           'setting_dataset', 'list_configs', 'get_config', 'project_path', 'loss_weight', 'lr_at', 'scale_epochs']
+           'setting_dataset', 'list_configs', 'get_config', 'project_path', 'project_relative', 'loss_weight', 'lr_at',
+           'scale_epochs']
 
 # %% ../nbs/07_config.ipynb #1b2bf8a2
 METHODS = ("vanilla", "kd", "wkd_l", "wkd_f", "wkd_lf")  # loss families the trainer implements
@@ -288,6 +289,14 @@ def project_path(path: str | Path,  # a path from a config
     "An absolute path as it is; a relative one from the project root."
     p = Path(path).expanduser()
     return p if p.is_absolute() else PROJECT_ROOT / p
+
+
+def project_relative(path: str | Path,  # a file or folder
+                    ) -> str:
+    "How the project records a path: relative to the project root (posix) when inside it, else absolute."
+    p = project_path(path).resolve()
+    return p.relative_to(PROJECT_ROOT).as_posix() if p.is_relative_to(PROJECT_ROOT) else str(p)
+
 
 # %% ../nbs/07_config.ipynb #83ab7283
 def loss_weight(w0: float,  # the configured weight (`logit_weight` or `feat_weight`)

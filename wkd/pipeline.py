@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from .checks import check_int
-from .config import (DEFAULT_SETTING, PROJECT_ROOT, TrainConfig, get_config, project_path, scale_epochs,
+from .config import (DEFAULT_SETTING, TrainConfig, get_config, project_path, project_relative, scale_epochs,
                         setting_dataset)
 from .cost import load_cost
 from .data import dataset_fingerprint, dataset_labels, get_datasets, make_eval_loader, subsample
@@ -242,16 +242,11 @@ def _base_kw(cfg: TrainConfig, info, setting: str) -> dict:
     return dict(num_classes=info.num_classes, image_size=cfg.image_size) if setting == "imagefolder" else {}
 
 
-def _project_relative(p) -> str:
-    p = Path(p)
-    return str(p.relative_to(PROJECT_ROOT)) if p.is_absolute() and p.is_relative_to(PROJECT_ROOT) else str(p)
-
-
 def _record_sources(cfg: TrainConfig, teacher_src: str, cost_file) -> TrainConfig:
     "`cfg` naming the teacher weights and the cost matrix actually used (paths inside the project: relative)."
-    teacher_src = teacher_src if ":" in teacher_src.split("/")[0] else _project_relative(teacher_src)
+    teacher_src = teacher_src if ":" in teacher_src.split("/")[0] else project_relative(teacher_src)
     return replace(cfg, teacher_ckpt=teacher_src,
-                   cost_matrix=_project_relative(cost_file) if cost_file is not None else cfg.cost_matrix)
+                   cost_matrix=project_relative(cost_file) if cost_file is not None else cfg.cost_matrix)
 
 
 def _finish(out: dict, test_ds, cfg: TrainConfig) -> dict:

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import RunLock, clean_temp_files, load_checkpoint
 from .checks import check_int
-from .config import PROJECT_ROOT, TrainConfig, project_path
+from .config import TrainConfig, project_path, project_relative
 from .cost import load_cost, validate_cost
 from .data import (dataset_fingerprint, get_datasets, make_eval_loader, make_train_loader, seed_everything,
                       set_loader_epoch)
@@ -333,12 +333,6 @@ def _datasets(cfg: TrainConfig, data, data_root) -> tuple:
     kw = {"stats": "imagenet"} if cfg.dataset == "imagefolder" and is_pretrained_spec(cfg.teacher_ckpt) else {}
     return tuple(get_datasets(cfg.dataset, data_root, image_size=cfg.image_size or None, **kw)[:2])
 
-
-def _data_root(data_root) -> str:
-    "How a run records its data folder: relative to the project root when inside it, else absolute."
-    p = project_path(data_root).resolve()
-    return p.relative_to(PROJECT_ROOT).as_posix() if p.is_relative_to(PROJECT_ROOT) else str(p)
-
 # %% ../nbs/10_train.ipynb #eaf4d440
 def train(cfg: TrainConfig,  # the recipe (`wkd.config.get_config`)
           out_dir: str | Path,  # run folder; relative paths from the project root
@@ -415,7 +409,7 @@ def train(cfg: TrainConfig,  # the recipe (`wkd.config.get_config`)
         if cfg.method != "vanilla" and teacher is None: teacher = load_teacher(cfg, runs_dir=runs_dir)
         d, state = _build(cfg, teacher, dist, run, start_weights(cfg) if ckpt is None else False)
         state.meta["data"] = {"train": dataset_fingerprint(train_ds), "test": dataset_fingerprint(test_ds)}
-        state.meta["data_root"] = _data_root(data_root) if data_root is not None else (ckpt or {}).get("data_root")
+        state.meta["data_root"] = project_relative(data_root) if data_root is not None else (ckpt or {}).get("data_root")
         if ckpt is not None:
             check_resumable(ckpt, cfg, state.meta["data"], out / "latest.pt", change_lr)
             state.load_state_dict(ckpt)
