@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoint import atomic_write
 from .config import PROJECT_ROOT
 
 # %% auto #0
@@ -70,16 +71,16 @@ def stratified_indices(labels,  # (N,) integer class ids
 def save_npz(path: str | Path,  # output file, conventionally `.npz`
              **arrays,  # name=array; stored as `name.npy`, loadable with `np.load(path)`
             ) -> Path:
-    "Write a compressed `.npz` whose bytes depend only on the arrays (fixed timestamps, sorted names)."
-    path = Path(path)
-    with zipfile.ZipFile(path, "w") as zf:
+    "Write a compressed `.npz` whose bytes depend only on the arrays (fixed timestamps, sorted names), atomically."
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w") as zf:
         for name in sorted(arrays):
             buf = io.BytesIO()
             np.lib.format.write_array(buf, np.asarray(arrays[name]), allow_pickle=False)
             member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             member.external_attr = 0o644 << 16
             zf.writestr(member, buf.getvalue(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=6)
-    return path
+    return atomic_write(path, data.getvalue())
 
 # %% ../nbs/05b_embedded.ipynb #95242a3f
 def _find_idx(root: Path, stem: str) -> Path:
