@@ -16,6 +16,8 @@ from torch.utils.data import Dataset
 from torchvision import datasets as tvd
 from torchvision import transforms as T
 
+from .checkpoint import atomic_write
+
 # %% auto #0
 __all__ = ['IMAGE_EXTENSIONS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'SMALL_IMAGE_MAX', 'VERIFY_MAX', 'EVAL_SPLITS', 'ImageReadError',
            'open_rgb', 'ImageTree', 'scan_tree', 'write_tree', 'median_short_side', 'default_image_size',
@@ -158,10 +160,13 @@ def write_tree(root: str | Path,  # the tree's root; `root/<split>/<class>/<i>.<
     if bad:
         raise ValueError(f"class names {bad} cannot be folder names (empty, a path separator, or hidden); "
                          "e.g. replace '/' with '-'")
+    fmt = Image.registered_extensions().get(f".{ext.lower()}")
+    if fmt is None: raise ValueError(f"PIL cannot write .{ext} files; use png or jpg")
     out = Path(root) / split
     for c in classes: (out / c).mkdir(parents=True, exist_ok=True)
     for i, (x, y) in enumerate(zip(images, labels)):
-        Image.fromarray(x).save(out / classes[int(y)] / f"{prefix}{i:05d}.{ext}")
+        atomic_write(out / classes[int(y)] / f"{prefix}{i:05d}.{ext}",
+                     lambda f, x=x: Image.fromarray(x).save(f, format=fmt))
     return out
 
 # %% ../nbs/05a_images.ipynb #2109c572
