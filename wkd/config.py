@@ -157,8 +157,8 @@ _IMAGENET_TEACHER = dict(epochs=90, lr_milestones=(30, 60), nesterov=False)
 
 SETTINGS = {  # setting → fields shared by its recipes
     "fmnist": dict(dataset="fashion_mnist", model_zoo="cifar100", num_classes=10, image_size=32, teacher="resnet20",
-                   student="resnet8", epochs=10, batch_size=64, lr=0.05, lr_milestones=(6, 8, 9), weight_decay=5e-4,
-                   decay_start=6, test_batch_size=256, num_workers=0, amp=False, projector="conv1x1", grid=1,
+                   student="resnet8", epochs=6, batch_size=64, lr=0.05, lr_milestones=(4, 5), weight_decay=5e-4,
+                   decay_start=4, test_batch_size=256, num_workers=0, amp=False, projector="conv1x1", grid=1,
                    cost_matrix="cost_matrices/fashion_mnist/resnet20/linear_cka.pt", cost_source="feats[-1]"),
     "cifar100_r32x4_r8x4": dict(_CIFAR, teacher="resnet32x4", student="resnet8x4", lr=0.05,
                                 cost_matrix="wkd_cost_matrix/cifar100/resnet32x4/linear_cka.pth",
@@ -175,7 +175,7 @@ SETTINGS = {  # setting → fields shared by its recipes
 # %% ../nbs/07_config.ipynb #c2d43a6a
 _RECIPES = {  # setting → recipe → fields; the WKD rows are the released YAMLs (official repository)
     "fmnist": dict(
-        teacher=dict(student="resnet20"),
+        teacher=dict(student="resnet20", epochs=10, lr_milestones=(6, 8, 9), decay_start=6),  # as shipped
         kd=_CIFAR_KD,
         wkd_l=dict(seed=42, temperature=4, kappa=1, logit_weight=100),
         wkd_f=dict(seed=10, feat_weight=0.03, mean_cov_ratio=4),
