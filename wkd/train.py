@@ -346,7 +346,7 @@ def train(cfg: TrainConfig,  # the recipe (`wkd.config.get_config`)
           data: tuple | None = None,  # (train_ds, test_ds) instead of `get_datasets(cfg.dataset, data_root, ...)`
           data_root: str | Path | None = None,  # where the dataset lives (default: the dataset's own); recorded
           amp=None,  # None: fp16 if cfg.amp and on CUDA; "fp16", "bf16" or False
-          channels_last: bool = False,  # NHWC models and inputs (faster convolutions on recent GPUs)
+          channels_last: bool | None = None,  # NHWC models and inputs; None: on a CPU (faster there), off on CUDA
           deterministic: bool = False,  # cuDNN deterministic algorithms (slower); otherwise cuDNN benchmark mode
           stop_after: int | None = None,  # end after this epoch, as if interrupted; resume=True continues
           runs_dir: str | Path = "runs",  # where the default teacher checkpoint is looked for
@@ -403,6 +403,7 @@ def train(cfg: TrainConfig,  # the recipe (`wkd.config.get_config`)
             model = load_weights(_model(cfg, cfg.student), ckpt["student"])
             return {**run_summary(cfg, out, ckpt["history"], ckpt.get("data_root")), "model": model}
         dev = _device(device, world)
+        channels_last = dev.type == "cpu" if channels_last is None else channels_last
         run = _Run(out, dev, _amp_dtype(amp, cfg, dev), channels_last, deterministic, rank, world, log_every,
                    progress, verbose)
         train_ds, test_ds = _datasets(cfg, data, data_root)
