@@ -5,6 +5,7 @@
     python tools/benchmark.py transport --sizes 64x100 256x1000
     python tools/benchmark.py distill              # Distiller step: WKD-L (and WKD-L+F) vs KD, CIFAR and ImageNet shapes
     python tools/benchmark.py distill --settings cifar100_r32x4_r8x4 --batch 64
+    python tools/benchmark.py distill --settings fmnist --channels-last   # NCHW vs NHWC (the CPU default of wkd.train)
     python tools/benchmark.py features             # torchvision:resnet18 (torch.fx features) vs the zoo's ResNet18
     python tools/benchmark.py features --image-size 112 --batch 16 --timm
 
@@ -136,42 +137,51 @@ def bench_distill(args, device):
     from wkd.models import get_model
 
     amp = device.type == "cuda"
+    layouts = (False, True) if args.channels_last else (False,)  # NCHW, and NHWC (channels_last) when asked
     print(f"Distiller step (forward + backward + SGD step{', AMP fp16' if amp else ', fp32'}); device: {device_name(device)}")
-    print(f"{'setting':>22} {'N':>4} | {'method':>7} | {'step':>10} | {'peak memory':>11} | {'vs KD':>6}")
+    print(f"{'setting':>22} {'N':>4} | {'method':>7} | {'layout':>6} | {'step':>10} | {'peak memory':>11} | "
+          f"{'vs KD':>6} | {'vs NCHW':>7}")
     gen = torch.Generator().manual_seed(0)
     for setting in args.settings:
-        batch = args.batch or (64 if setting.startswith("cifar") else 256)
-        base = None
+        batch = args.batch or (64 if not setting.startswith("imagenet") else 256)
+        kd_time, nchw_time = {}, {}
         for method in ("kd", "wkd_l", "wkd_lf"):
             cfg = get_config(method, setting=setting)
-            student = get_model(cfg.student, cfg.num_classes, cfg.model_zoo)
-            teacher = get_model(cfg.teacher, cfg.num_classes, cfg.model_zoo)
             C = cfg.num_classes
             D = torch.rand(C, C, generator=gen) * 0.4 + 0.5
             D = (D + D.T) / 2
             D.fill_diagonal_(0)
-            d = Distiller.from_config(cfg, student, teacher, dist=D).to(device).train()
-            if args.channels_last:
-                d = d.to(memory_format=torch.channels_last)
-            opt = torch.optim.SGD(d.learnable_parameters(), lr=0.01, momentum=0.9, nesterov=True)
-            scaler = torch.amp.GradScaler(enabled=amp)
-            size = student.image_size
-            x = torch.randn(batch, 3, size, size, generator=gen).to(device)
-            y = torch.randint(0, C, (batch,), generator=gen).to(device)
+            for cl in layouts:
+                torch.manual_seed(1)  # the same weights and inputs in both layouts
+                init = torch.Generator().manual_seed(1)
+                student = get_model(cfg.student, cfg.num_classes, cfg.model_zoo)
+                teacher = get_model(cfg.teacher, cfg.num_classes, cfg.model_zoo)
+                d = Distiller.from_config(cfg, student, teacher, dist=D).to(device).train()
+                if cl:
+                    d = d.to(memory_format=torch.channels_last)
+                opt = torch.optim.SGD(d.learnable_parameters(), lr=0.01, momentum=0.9, nesterov=True)
+                scaler = torch.amp.GradScaler(enabled=amp)
+                size = student.image_size
+                x = torch.randn(batch, 3, size, size, generator=init).to(device)
+                x = x.contiguous(memory_format=torch.channels_last) if cl else x
+                y = torch.randint(0, C, (batch,), generator=init).to(device)
 
-            def step():
-                with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-                    _, losses = d(x, y)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(sum(losses.values())).backward()
-                scaler.step(opt)
-                scaler.update()
+                def step():
+                    with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                        _, losses = d(x, y)
+                    opt.zero_grad(set_to_none=True)
+                    scaler.scale(sum(losses.values())).backward()
+                    scaler.step(opt)
+                    scaler.update()
 
-            t, m = measure(step, device, args.repeats)
-            base = t if method == "kd" else base
-            print(f"{setting:>22} {batch:>4} | {method:>7} | {t*1e3:7.1f} ms | {fmt_bytes(m):>11} | {t/base:5.2f}x")
-            del d, opt, student, teacher
-            gc.collect()
+                t, m = measure(step, device, args.repeats)
+                kd_time.setdefault(cl, t)
+                nchw_time.setdefault(method, t)
+                layout = "NHWC" if cl else "NCHW"
+                print(f"{setting:>22} {batch:>4} | {method:>7} | {layout:>6} | {t*1e3:7.1f} ms | {fmt_bytes(m):>11} | "
+                      f"{t/kd_time[cl]:5.2f}x | {t/nchw_time[method]:6.2f}x")
+                del d, opt, student, teacher
+                gc.collect()
 
 
 # -------------------------------------------------------------------------------------------------------- features
@@ -272,7 +282,7 @@ def main(argv=None):
                    help="distill: wkd.config settings to time")
     p.add_argument("--batch", type=int, default=None,
                    help="distill: batch size (default 64 CIFAR, 256 ImageNet); features: default 256 GPU, 16 CPU")
-    p.add_argument("--channels-last", action="store_true", help="distill: channels_last memory format")
+    p.add_argument("--channels-last", action="store_true", help="distill: also time NHWC (channels_last), with its ratio to NCHW")
     p.add_argument("--image-size", type=int, default=224, help="features: input side")
     p.add_argument("--timm", action="store_true", help="features: also time timm:resnet18 (needs timm)")
     args = p.parse_args(argv)
