@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,8 +32,8 @@ from .runs import (NonFiniteLossError, RunState, check_resumable, commit, diverg
                       run_summary, start_files)
 
 # %% auto #0
-__all__ = ['dist_info', 'init_distributed', 'evaluate', 'make_optimizer', 'make_scheduler', 'start_weights',
-           'default_teacher_ckpt', 'load_teacher', 'train_epoch', 'train']
+__all__ = ['DOMINANCE', 'dist_info', 'init_distributed', 'evaluate', 'make_optimizer', 'make_scheduler', 'start_weights',
+           'default_teacher_ckpt', 'load_teacher', 'train_epoch', 'LossBalanceWarning', 'balance_advice', 'train']
 
 # %% ../nbs/10_train.ipynb #12d07a4c
 def dist_info() -> tuple[int, int]:
@@ -268,6 +269,7 @@ def _loop(cfg: TrainConfig, d: Distiller, state: RunState, loaders: tuple, run: 
         if run.rank == 0:
             commit(run.out, cfg, state)
             if run.verbose: _print_epoch(cfg, state.history[-1])
+            if epoch == 1: _report_balance(cfg, state.history[-1], run.verbose)
         if run.world > 1: tdist.barrier()
 
 
@@ -275,6 +277,38 @@ def _print_epoch(cfg: TrainConfig, r: dict):
     print(f"{cfg.name} epoch {r['epoch']:>3}/{cfg.epochs}  loss {r['train_loss']:.4f}  test top-1 {r['test_top1']:.2f} "
           f"top-5 {r['test_top5']:.2f}  best {r['best_top1']:.2f} (epoch {r['best_epoch']})  lr {r['lr']:.3g}  "
           f"{r['epoch_s']:.1f}s  {r['train_img_s']:.0f} img/s", flush=True)
+
+# %% ../nbs/10_train.ipynb #b97c484c
+DOMINANCE = 100.0  # a distillation term above this many times the cross-entropy in epoch 1 is reported
+_WEIGHT_OF = {"wkd_l": "logit_weight", "wkd_f": "feat_weight", "kd": "kd_weight"}  # loss term -> TrainConfig field
+
+
+class LossBalanceWarning(UserWarning):
+    "A distillation term dwarfs the cross-entropy: the recipe's weight does not fit these data."
+
+
+def balance_advice(row: dict,  # a metrics row (`train_ce`, `train_wkd_l`, ...: weighted epoch means)
+                   cfg: TrainConfig,  # the run's config (the weights in use)
+                   ratio: float = DOMINANCE,
+                  ) -> list[str]:  # one message per term above `ratio` × the cross-entropy
+    "Which weight to lower, and to what, for every distillation term of `row` above `ratio` times the cross-entropy."
+    ce, out = row.get("train_ce", 0.0), []
+    for term, field in _WEIGHT_OF.items():
+        v, w = row.get(f"train_{term}"), getattr(cfg, field)
+        if v is None or not ce > 0 or not v > ratio * ce: continue
+        fit = float(f"{w * 10 * ce / v:.2g}")  # the weight that would have made the term 10× the cross-entropy
+        out.append(f"{term} is {v / ce:,.0f}× the cross-entropy in epoch {row.get('epoch', 1)} ({v:.4g} vs {ce:.4g}): "
+                   f"{field}={w:g} does not fit these data and can drown the labels (the student may stay at chance). "
+                   f"Lower it: {field}={fit:g} would have made it 10× (`-p {field} {fit:g}` in nbs/train.ipynb, or "
+                   f"get_config(..., {field}={fit:g})); an under-trained teacher or a very short run can also be the cause.")
+    return out
+
+
+def _report_balance(cfg: TrainConfig, row: dict, verbose: bool):
+    for msg in balance_advice(row, cfg):
+        if verbose: print(f"{cfg.name} warning: {msg}", flush=True)
+        else: warnings.warn(msg, LossBalanceWarning, stacklevel=3)
+
 
 # %% ../nbs/10_train.ipynb #0ef907eb
 def _amp_dtype(amp, cfg: TrainConfig, device: torch.device):
