@@ -281,7 +281,7 @@ def main(argv=None):
     p.add_argument("--settings", nargs="+", default=["cifar100_r32x4_r8x4", "imagenet_r34_r18"],
                    help="distill: wkd.config settings to time")
     p.add_argument("--batch", type=int, default=None,
-                   help="distill: batch size (default 64 CIFAR, 256 ImageNet); features: default 256 GPU, 16 CPU")
+                   help="distill: batch size (default 256 ImageNet, 64 the others); features: default 256 GPU, 16 CPU")
     p.add_argument("--channels-last", action="store_true", help="distill: also time NHWC (channels_last), with its ratio to NCHW")
     p.add_argument("--image-size", type=int, default=224, help="features: input side")
     p.add_argument("--timm", action="store_true", help="features: also time timm:resnet18 (needs timm)")
